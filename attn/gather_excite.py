@@ -1,0 +1,149 @@
+"""Gather-Excite (Hu, Shen, Albanie, Sun, Vedaldi; NeurIPS 2018).
+
+*Gather* aggregates each channel over a spatial extent ``e`` (every ``e x e`` region, or
+the whole map when the extent is global), *excite* turns the gathered map back into a
+full-resolution gate by nearest-neighbour upsampling and a sigmoid. Three variants:
+
+- ``theta_minus`` (GE-θ⁻): average-pooling gather, no parameters. With a global extent it
+  is ``x * sigmoid(GAP(x))``, the ECA paper's SE-Var1.
+- ``theta`` (GE-θ): the gather is learned, a depthwise convolution (+ BN): one
+  ``H x W`` kernel for the global extent, ``log2(e)`` stride-2 3x3 convolutions for ``e``.
+- ``theta_plus`` (GE-θ⁺): the ``theta`` gather followed by an SE-style MLP of 1x1
+  convolutions ``C -> C/r -> C`` before the sigmoid.
+
+The layer structure follows the official prototxts (hujie-frank/GENet: RN50-GEPF,
+RN50-GEP, RN50-GEPP) and the local pooling follows timm (kernel ``2e - 1``, stride ``e``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checks import check_feature_map, positive_int, spatial_pair
+
+__all__ = ["GatherExcite", "GE_VARIANTS", "GE_EXTENTS"]
+
+Variant = Literal["theta_minus", "theta", "theta_plus"]
+GE_VARIANTS: tuple[str, ...] = ("theta_minus", "theta", "theta_plus")
+GE_EXTENTS: tuple[int, ...] = (0, 2, 4, 8)
+
+
+class GatherExcite(nn.Module):
+    """Gather-Excite attention on ``(N, C, H, W)`` feature maps.
+
+    Args:
+        channels: ``C``.
+        variant: ``"theta_minus"``, ``"theta"`` or ``"theta_plus"`` (see the module docstring).
+        extent: ``0`` for a global gather, or ``2``, ``4``, ``8``: each gathered value
+            summarises about an ``e x e`` region; the gathered map has ``ceil(H / e)`` rows.
+        spatial_size: ``H`` or ``(H, W)`` of the input, required (only) by the learned global
+            gather, whose depthwise kernel covers the whole map.
+        reduction: ``r`` of the ``theta_plus`` MLP; hidden width ``max(1, C // r)``.
+        relu_before_mlp: ``theta_plus`` only. The official GE-θ⁺ applies a ReLU between the
+            gather's BN and the MLP; timm's GatherExcite does not. ``False`` reproduces timm.
+
+    Parameters: ``theta_minus`` 0; ``theta`` global ``C*H*W + 2C``, extent ``e``
+    ``log2(e) * 11C`` (3x3 depthwise weights and BN); ``theta_plus`` adds ``2C^2/r + C/r + C``.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        variant: Variant = "theta_minus",
+        extent: int = 0,
+        spatial_size: int | tuple[int, int] | None = None,
+        reduction: int = 16,
+        relu_before_mlp: bool = True,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        self.channels = positive_int(owner, "channels", channels)
+        if variant not in GE_VARIANTS:
+            raise ValueError(f"{owner}: variant must be one of {GE_VARIANTS}, got {variant!r}")
+        if isinstance(extent, bool) or extent not in GE_EXTENTS:
+            raise ValueError(f"{owner}: extent must be one of {GE_EXTENTS} (0 = global), got {extent!r}")
+        if not relu_before_mlp and variant != "theta_plus":
+            raise ValueError(f"{owner}: relu_before_mlp only applies to variant='theta_plus', not {variant!r}")
+        self.variant = variant
+        self.extent = extent
+        self.spatial_size = None if spatial_size is None else spatial_pair(owner, spatial_size)
+        learned = variant != "theta_minus"
+        if learned and extent == 0 and self.spatial_size is None:
+            raise ValueError(
+                f"{owner}: variant={variant!r} with a global extent needs spatial_size=(H, W) of the input, "
+                f"because its gather is a depthwise convolution whose kernel covers the whole map; "
+                f"or use extent=2, 4 or 8"
+            )
+        self.gather = self._learned_gather() if learned else None
+        self.mlp: nn.Sequential | None = None
+        if variant == "theta_plus":
+            hidden = max(1, self.channels // positive_int(owner, "reduction", reduction))
+            self.mlp = self._mlp(hidden, relu_before_mlp)
+
+    def _learned_gather(self) -> nn.Sequential:
+        """Depthwise conv + BN: one ``H x W`` kernel (global), or ``log2(e)`` 3x3 stride-2 layers."""
+        c = self.channels
+        if self.extent == 0:
+            return nn.Sequential(nn.Conv2d(c, c, self.spatial_size, groups=c, bias=False), nn.BatchNorm2d(c))
+        layers: list[nn.Module] = []
+        for i in range(int(math.log2(self.extent))):
+            if i:
+                layers.append(nn.ReLU(inplace=True))
+            layers += [nn.Conv2d(c, c, 3, stride=2, padding=1, groups=c, bias=False), nn.BatchNorm2d(c)]
+        return nn.Sequential(*layers)
+
+    def _mlp(self, hidden: int, relu_before_mlp: bool) -> nn.Sequential:
+        """``[ReLU] -> 1x1 conv C -> hidden -> ReLU -> 1x1 conv hidden -> C``, with biases."""
+        layers: list[nn.Module] = [nn.ReLU()] if relu_before_mlp else []
+        layers += [nn.Conv2d(self.channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, self.channels, 1)]
+        return nn.Sequential(*layers)
+
+    def gather_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The gathered map ``(N, C, ceil(H/e), ceil(W/e))`` (``(N, C, 1, 1)`` when global)."""
+        check_feature_map(type(self).__name__, x, self.channels)
+        if self.gather is not None:
+            if self.extent == 0 and tuple(x.shape[-2:]) != self.spatial_size:
+                raise ValueError(
+                    f"{type(self).__name__}: built for spatial_size={self.spatial_size} (global learned gather), "
+                    f"got an input of spatial size {tuple(x.shape[-2:])}"
+                )
+            return self.gather(x)
+        if self.extent == 0:
+            return x.mean((2, 3), keepdim=True)
+        e = self.extent
+        return F.avg_pool2d(x, kernel_size=2 * e - 1, stride=e, padding=e - 1, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Gate ``x`` ``(N, C, H, W)`` position- and channel-wise; returns the same shape and dtype."""
+        logits = self.gather_map(x)
+        if self.mlp is not None:
+            logits = self.mlp(logits)
+        return _scale(x, torch.sigmoid(logits))
+
+    def extra_repr(self) -> str:
+        text = f"channels={self.channels}, variant={self.variant!r}, extent={self.extent}"
+        if self.spatial_size is not None:
+            text += f", spatial_size={self.spatial_size}"
+        return text
+
+
+def _scale(x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """``x * upsample_nearest(gate)`` for ``x`` ``(N, C, H, W)``, ``gate`` ``(N, C, h, w)``.
+
+    When ``H = h * e`` and ``W = w * e`` nearest upsampling repeats every gate value over
+    an ``e x e`` block, so the product is a broadcast over a ``(N, C, h, e, w, e)`` view of
+    ``x`` and the upsampled gate is never materialised. Other sizes use ``F.interpolate``.
+    """
+    n, c, height, width = x.shape
+    h, w = gate.shape[-2:]
+    if (h, w) == (1, 1):
+        return x * gate
+    if height % h or width % w:
+        return x * F.interpolate(gate, size=(height, width), mode="nearest")
+    blocks = x.view(n, c, h, height // h, w, width // w) * gate.view(n, c, h, 1, w, 1)
+    return blocks.view(n, c, height, width)

@@ -1,0 +1,143 @@
+"""Normalization-based Attention Module, NAM (Liu, Shao, Teng, Hoffmann; 2021).
+
+NAM reuses the scale factors ``gamma`` of a batch normalisation as a measure of how much
+each channel varies, hence how important it is: the channel branch computes
+
+    M_c = sigmoid(W_gamma * BN(x)),   W_gamma,i = |gamma_i| / sum_j |gamma_j|,
+
+and returns ``M_c * x``. The optional spatial branch does the same with a "pixel
+normalisation": a BN whose features are the ``H*W`` positions (statistics over the batch
+and the channels), scale factors ``lambda``. An L1 penalty on ``gamma`` (and ``lambda``)
+pushes unimportant channels towards zero weight (:func:`nam_sparsity_loss`).
+
+Two facts from the official code (Christian-lyc/NAM) shape the defaults:
+
+- it is channel-only (the spatial branch was deleted from the repository in 2021-09), so
+  ``spatial=False`` by default;
+- it computes ``W_gamma`` from ``bn.weight.data``: the normalised weights are constants for
+  autograd, and ``gamma`` gets gradient only through ``BN(x)`` itself. ``detach_weights=True``
+  (default) reproduces that; ``False`` differentiates through the normalisation too.
+
+Implementation note: ``W * BN_{gamma,beta}(x) = BN_{W gamma, W beta}(x)``, so the weighting is
+folded into the batch-norm call instead of costing a separate pass over the tensor.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checks import check_feature_map, positive_int, spatial_pair
+
+__all__ = ["NAM", "nam_sparsity_loss"]
+
+
+def _weighted_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, detach: bool) -> torch.Tensor:
+    """``W * bn(x)`` with ``W = |gamma| / sum |gamma|``, in one ``F.batch_norm`` call.
+
+    Updates ``bn``'s running statistics exactly as ``bn(x)`` would.
+    """
+    importance = bn.weight.abs() / bn.weight.abs().sum()
+    if detach:
+        importance = importance.detach()
+    momentum = bn.momentum
+    if bn.training:
+        bn.num_batches_tracked.add_(1)
+        if momentum is None:  # cumulative moving average, as nn.BatchNorm does
+            momentum = 1.0 / float(bn.num_batches_tracked)
+    return F.batch_norm(
+        x, bn.running_mean, bn.running_var, bn.weight * importance, bn.bias * importance,
+        training=bn.training, momentum=momentum or 0.0, eps=bn.eps,
+    )
+
+
+class NAM(nn.Module):
+    """NAM attention on ``(N, C, H, W)`` feature maps; returns the same shape and dtype.
+
+    Args:
+        channels: ``C``.
+        spatial: add the pixel-normalisation branch after the channel branch (paper; not in
+            the official code). Needs ``spatial_size``.
+        spatial_size: ``H`` or ``(H, W)``; the pixel BN has one scale factor per position.
+        detach_weights: compute ``W_gamma`` from detached scale factors, as the official
+            code does with ``.data`` (default). ``False`` lets gradients flow through the
+            normalisation ``|gamma| / sum |gamma|``.
+
+    Parameters: ``2C`` (the channel BN's ``gamma`` and ``beta``), plus ``2HW`` with ``spatial``.
+    At initialisation (``gamma = 1``) every weight is ``1 / C``, so the gate is close to a
+    constant 0.5: NAM starts as "halve the residual branch" and learns to deviate from it.
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        spatial: bool = False,
+        spatial_size: int | tuple[int, int] | None = None,
+        detach_weights: bool = True,
+    ) -> None:
+        super().__init__()
+        owner = type(self).__name__
+        self.channels = positive_int(owner, "channels", channels)
+        self.detach_weights = detach_weights
+        self.bn = nn.BatchNorm2d(self.channels)
+        self.spatial_size: tuple[int, int] | None = None
+        self.pixel_bn: nn.BatchNorm1d | None = None
+        if spatial:
+            if spatial_size is None:
+                raise ValueError(
+                    f"{owner}: spatial=True needs spatial_size=(H, W): the pixel normalisation has one "
+                    f"scale factor per position"
+                )
+            self.spatial_size = spatial_pair(owner, spatial_size)
+            self.pixel_bn = nn.BatchNorm1d(self.spatial_size[0] * self.spatial_size[1])
+        elif spatial_size is not None:
+            raise ValueError(f"{owner}: spatial_size is only used with spatial=True")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Channel gate, then (optionally) pixel gate; ``(N, C, H, W) -> (N, C, H, W)``."""
+        check_feature_map(type(self).__name__, x, self.channels)
+        x = x * torch.sigmoid(_weighted_batch_norm(self.bn, x, self.detach_weights))
+        if self.pixel_bn is not None:
+            x = x * torch.sigmoid(self._pixel_logits(x))
+        return x
+
+    def _pixel_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Pixel normalisation: BN over the ``H*W`` positions of ``x`` viewed as ``(N, H*W, C)``."""
+        if tuple(x.shape[-2:]) != self.spatial_size:
+            raise ValueError(
+                f"{type(self).__name__}: spatial branch built for spatial_size={self.spatial_size}, "
+                f"got an input of spatial size {tuple(x.shape[-2:])}"
+            )
+        n, c, h, w = x.shape
+        pixels = x.reshape(n, c, h * w).transpose(1, 2)
+        logits = _weighted_batch_norm(self.pixel_bn, pixels, self.detach_weights)
+        return logits.transpose(1, 2).reshape(n, c, h, w)
+
+    def scale_factors(self) -> list[torch.Tensor]:
+        """The BN scale factors the sparsity penalty acts on: ``[gamma]`` or ``[gamma, lambda]``."""
+        return [bn.weight for bn in (self.bn, self.pixel_bn) if bn is not None]
+
+    def extra_repr(self) -> str:
+        text = f"channels={self.channels}, detach_weights={self.detach_weights}"
+        if self.spatial_size is not None:
+            text += f", spatial_size={self.spatial_size}"
+        return text
+
+
+def nam_sparsity_loss(model: nn.Module, weight: float = 1e-4) -> torch.Tensor:
+    """``weight * sum |scale factor|`` over every NAM module in ``model`` (a scalar tensor).
+
+    This is the ``p * sum g(gamma) + p * sum g(lambda)`` term of the NAM loss with ``g = L1``.
+    The official training script applies the same penalty as ``s * sign(gamma)`` added to
+    the gradients, with ``s = 1e-4``; adding this loss before ``backward()`` is equivalent.
+
+    Raises ``ValueError`` if ``model`` has no NAM module (a penalty of zero would hide a
+    configuration mistake) or if ``weight`` is negative.
+    """
+    if weight < 0:
+        raise ValueError(f"nam_sparsity_loss: weight must be >= 0, got {weight}")
+    factors = [f for m in model.modules() if isinstance(m, NAM) for f in m.scale_factors()]
+    if not factors:
+        raise ValueError(f"nam_sparsity_loss: {type(model).__name__} contains no NAM module to regularise")
+    return weight * sum(f.abs().sum() for f in factors)

@@ -1,0 +1,91 @@
+"""Build attention modules by name: ``create("eca", 64)``.
+
+Every factory takes the channel count as its first positional argument (timm's
+convention), so a network can place any of them with ``create(name, channels, **kwargs)``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from functools import partial
+from typing import Callable
+
+from torch import nn
+
+from .eca import ECANoSharing, EfficientChannelAttention
+from .gather_excite import GatherExcite
+from .nam import NAM
+from .se import SqueezeExcite
+from .se_variants import SEGroupConv, SEVar1, SEVar2, SEVar3
+
+__all__ = ["create", "available", "register"]
+
+Factory = Callable[..., nn.Module]
+
+# In the order the book introduces them.
+_FACTORIES: dict[str, Factory] = {
+    "se": SqueezeExcite,
+    "se_var1": SEVar1,
+    "se_var2": SEVar2,
+    "se_var3": SEVar3,
+    "se_gc": SEGroupConv,
+    "eca_ns": ECANoSharing,
+    "eca": EfficientChannelAttention,
+    "ge_theta_minus": partial(GatherExcite, variant="theta_minus"),
+    "ge_theta": partial(GatherExcite, variant="theta"),
+    "ge_theta_plus": partial(GatherExcite, variant="theta_plus"),
+    "nam": NAM,
+}
+
+
+def available() -> list[str]:
+    """The registered attention names, in the book's order."""
+    return list(_FACTORIES)
+
+
+def register(name: str, factory: Factory) -> None:
+    """Register ``factory(channels, **kwargs) -> nn.Module`` under a new ``name``."""
+    if not isinstance(name, str) or not name or name.lower() == "none":
+        raise ValueError(f"register: name must be a non-empty string other than 'none', got {name!r}")
+    if name in _FACTORIES:
+        raise ValueError(f"register: {name!r} is already registered")
+    if not callable(factory):
+        raise ValueError(f"register: factory for {name!r} must be callable, got {type(factory).__name__}")
+    _FACTORIES[name] = factory
+
+
+def create(name: str | None, channels: int, **kwargs: object) -> nn.Module:
+    """Build the attention module ``name`` for ``channels`` input channels.
+
+    ``name`` ``None`` or ``"none"`` gives ``nn.Identity()`` (a network without attention).
+    An unknown name raises ``ValueError`` listing the known ones; a keyword the module does
+    not take raises ``TypeError`` listing the ones it does.
+    """
+    if name is None or name == "none":
+        return nn.Identity()
+    if name not in _FACTORIES:
+        close = difflib.get_close_matches(str(name), _FACTORIES, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown attention {name!r}.{hint} Known: none, {', '.join(_FACTORIES)}")
+    factory = _FACTORIES[name]
+    _check_keywords(name, factory, kwargs)
+    return factory(channels, **kwargs)
+
+
+def _check_keywords(name: str, factory: Factory, kwargs: dict[str, object]) -> None:
+    """Reject keywords the factory does not accept, naming the ones it does."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # builtins without a signature: let the call report
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    fixed = factory.keywords if isinstance(factory, partial) else {}
+    accepted = [p for p in parameters if p not in ("self", "channels", *fixed)]
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise TypeError(
+            f"attention {name!r} does not take {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(accepted) or 'no keyword arguments'}"
+        )

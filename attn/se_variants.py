@@ -1,0 +1,81 @@
+"""The SE ablation variants of the ECA paper (Wang et al., CVPR 2020, Table 2).
+
+They keep SE's squeeze and sigmoid gate and change only the map from the pooled
+descriptor ``y`` (``C`` numbers) to the gate logits, to separate two questions: does
+the bottleneck (dimensionality reduction) hurt, and how much cross-channel interaction
+is needed? Written as a ``C x C`` weight matrix, the maps are: none (SE-Var1),
+diagonal (SE-Var2), full (SE-Var3) and block-diagonal (SE-GC). ECA-NS and ECA, the band
+matrices, live in :mod:`attn.eca`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .channel_gate import ChannelGate
+from .checks import positive_int
+
+__all__ = ["SEVar1", "SEVar2", "SEVar3", "SEGroupConv"]
+
+
+class SEVar1(ChannelGate):
+    """SE-Var1: ``x * sigmoid(y)`` with ``y = GAP(x)``; no parameters, no interaction."""
+
+    def excite(self, y: torch.Tensor) -> torch.Tensor:
+        """Identity: the pooled descriptor ``(N, C)`` is the logit."""
+        return y
+
+
+class SEVar2(ChannelGate):
+    """SE-Var2: ``x * sigmoid(w * y)``, one weight per channel (a diagonal matrix); ``C`` parameters.
+
+    The weights start at one, so an untrained SE-Var2 equals SE-Var1.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels)
+        self.weight = nn.Parameter(torch.ones(self.channels))
+
+    def excite(self, y: torch.Tensor) -> torch.Tensor:
+        """Per-channel scaling ``(N, C) -> (N, C)``."""
+        return y * self.weight
+
+
+class SEVar3(ChannelGate):
+    """SE-Var3: ``x * sigmoid(W y)`` with a full ``C x C`` matrix and no reduction; ``C^2`` parameters."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels)
+        self.fc = nn.Linear(self.channels, self.channels, bias=False)
+
+    def excite(self, y: torch.Tensor) -> torch.Tensor:
+        """Full linear map ``(N, C) -> (N, C)``."""
+        return self.fc(y)
+
+
+class SEGroupConv(ChannelGate):
+    """SE-GC: ``x * sigmoid(GC_G(y))``, a grouped FC (block-diagonal ``C x C``); ``C^2 / G`` parameters.
+
+    Args:
+        channels: ``C``.
+        groups: ``G``, must divide ``C``. The paper's SE-GC1 uses ``G = 16``, SE-GC2
+            ``G = C / 16`` and SE-GC3 ``G = C / 8``.
+    """
+
+    def __init__(self, channels: int, groups: int = 16) -> None:
+        super().__init__(channels)
+        self.groups = positive_int(type(self).__name__, "groups", groups)
+        if self.channels % self.groups:
+            raise ValueError(
+                f"{type(self).__name__}: groups={self.groups} must divide channels={self.channels} "
+                f"(each group mixes channels/groups channels)"
+            )
+        self.fc = nn.Conv1d(self.channels, self.channels, kernel_size=1, groups=self.groups, bias=False)
+
+    def excite(self, y: torch.Tensor) -> torch.Tensor:
+        """Block-diagonal linear map ``(N, C) -> (N, C)``."""
+        return self.fc(y[:, :, None])[:, :, 0]
+
+    def extra_repr(self) -> str:
+        return f"channels={self.channels}, groups={self.groups}"
