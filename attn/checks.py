@@ -11,7 +11,7 @@ import numbers
 
 import torch
 
-__all__ = ["positive_int", "spatial_pair", "check_feature_map"]
+__all__ = ["positive_int", "spatial_pair", "check_feature_map", "check_spatial_size"]
 
 
 def positive_int(owner: str, name: str, value: object) -> int:
@@ -50,4 +50,12 @@ def check_feature_map(owner: str, x: object, channels: int) -> None:
         raise ValueError(
             f"{owner}: channel mismatch: built for C={channels} channels, "
             f"got an input with {x.shape[1]} channels (shape {tuple(x.shape)}, expected (N, C, H, W))"
+        )
+
+
+def check_spatial_size(owner: str, x: torch.Tensor, spatial_size: tuple[int, int] | None) -> None:
+    """Check that ``x`` ``(N, C, H, W)`` has ``(H, W) == spatial_size`` when one was declared."""
+    if spatial_size is not None and tuple(x.shape[-2:]) != spatial_size:
+        raise ValueError(
+            f"{owner}: built for spatial_size={spatial_size}, got an input of spatial size {tuple(x.shape[-2:])}"
         )

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_feature_map, positive_int, spatial_pair
+from .checks import check_feature_map, check_spatial_size, positive_int, spatial_pair
 
 __all__ = ["GatherExcite", "GE_VARIANTS", "GE_EXTENTS"]
 
@@ -41,8 +41,9 @@ class GatherExcite(nn.Module):
         variant: ``"theta_minus"``, ``"theta"`` or ``"theta_plus"`` (see the module docstring).
         extent: ``0`` for a global gather, or ``2``, ``4``, ``8``: each gathered value
             summarises about an ``e x e`` region; the gathered map has ``ceil(H / e)`` rows.
-        spatial_size: ``H`` or ``(H, W)`` of the input, required (only) by the learned global
-            gather, whose depthwise kernel covers the whole map.
+        spatial_size: ``H`` or ``(H, W)`` of the input. Required by the learned global gather,
+            whose depthwise kernel covers the whole map; when given, every input is checked
+            against it.
         reduction: ``r`` of the ``theta_plus`` MLP; hidden width ``max(1, C // r)``.
         relu_before_mlp: ``theta_plus`` only. The official GE-θ⁺ applies a ReLU between the
             gather's BN and the MLP; timm's GatherExcite does not. ``False`` reproduces timm.
@@ -106,12 +107,8 @@ class GatherExcite(nn.Module):
     def gather_map(self, x: torch.Tensor) -> torch.Tensor:
         """The gathered map ``(N, C, ceil(H/e), ceil(W/e))`` (``(N, C, 1, 1)`` when global)."""
         check_feature_map(type(self).__name__, x, self.channels)
+        check_spatial_size(type(self).__name__, x, self.spatial_size)
         if self.gather is not None:
-            if self.extent == 0 and tuple(x.shape[-2:]) != self.spatial_size:
-                raise ValueError(
-                    f"{type(self).__name__}: built for spatial_size={self.spatial_size} (global learned gather), "
-                    f"got an input of spatial size {tuple(x.shape[-2:])}"
-                )
             return self.gather(x)
         if self.extent == 0:
             return x.mean((2, 3), keepdim=True)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checks import check_feature_map, positive_int, spatial_pair
+from .checks import check_feature_map, check_spatial_size, positive_int, spatial_pair
 
 __all__ = ["NAM", "nam_sparsity_loss"]
 
@@ -59,7 +59,8 @@ class NAM(nn.Module):
         channels: ``C``.
         spatial: add the pixel-normalisation branch after the channel branch (paper; not in
             the official code). Needs ``spatial_size``.
-        spatial_size: ``H`` or ``(H, W)``; the pixel BN has one scale factor per position.
+        spatial_size: ``H`` or ``(H, W)`` of the input; required with ``spatial`` (the pixel BN
+            has one scale factor per position). When given, every input is checked against it.
         detach_weights: compute ``W_gamma`` from detached scale factors, as the official
             code does with ``.data`` (default). ``False`` lets gradients flow through the
             normalisation ``|gamma| / sum |gamma|``.
@@ -81,22 +82,20 @@ class NAM(nn.Module):
         self.channels = positive_int(owner, "channels", channels)
         self.detach_weights = detach_weights
         self.bn = nn.BatchNorm2d(self.channels)
-        self.spatial_size: tuple[int, int] | None = None
+        self.spatial_size = None if spatial_size is None else spatial_pair(owner, spatial_size)
         self.pixel_bn: nn.BatchNorm1d | None = None
         if spatial:
-            if spatial_size is None:
+            if self.spatial_size is None:
                 raise ValueError(
                     f"{owner}: spatial=True needs spatial_size=(H, W): the pixel normalisation has one "
                     f"scale factor per position"
                 )
-            self.spatial_size = spatial_pair(owner, spatial_size)
             self.pixel_bn = nn.BatchNorm1d(self.spatial_size[0] * self.spatial_size[1])
-        elif spatial_size is not None:
-            raise ValueError(f"{owner}: spatial_size is only used with spatial=True")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Channel gate, then (optionally) pixel gate; ``(N, C, H, W) -> (N, C, H, W)``."""
         check_feature_map(type(self).__name__, x, self.channels)
+        check_spatial_size(type(self).__name__, x, self.spatial_size)
         x = x * torch.sigmoid(_weighted_batch_norm(self.bn, x, self.detach_weights))
         if self.pixel_bn is not None:
             x = x * torch.sigmoid(self._pixel_logits(x))
@@ -104,11 +103,6 @@ class NAM(nn.Module):
 
     def _pixel_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pixel normalisation: BN over the ``H*W`` positions of ``x`` viewed as ``(N, H*W, C)``."""
-        if tuple(x.shape[-2:]) != self.spatial_size:
-            raise ValueError(
-                f"{type(self).__name__}: spatial branch built for spatial_size={self.spatial_size}, "
-                f"got an input of spatial size {tuple(x.shape[-2:])}"
-            )
         n, c, h, w = x.shape
         pixels = x.reshape(n, c, h * w).transpose(1, 2)
         logits = _weighted_batch_norm(self.pixel_bn, pixels, self.detach_weights)

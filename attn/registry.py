@@ -19,7 +19,7 @@ from .nam import NAM
 from .se import SqueezeExcite
 from .se_variants import SEGroupConv, SEVar1, SEVar2, SEVar3
 
-__all__ = ["create", "available", "register"]
+__all__ = ["create", "available", "register", "accepts"]
 
 Factory = Callable[..., nn.Module]
 
@@ -64,26 +64,39 @@ def create(name: str | None, channels: int, **kwargs: object) -> nn.Module:
     """
     if name is None or name == "none":
         return nn.Identity()
-    if name not in _FACTORIES:
-        close = difflib.get_close_matches(str(name), _FACTORIES, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown attention {name!r}.{hint} Known: none, {', '.join(_FACTORIES)}")
-    factory = _FACTORIES[name]
+    factory = _lookup(name)
     _check_keywords(name, factory, kwargs)
     return factory(channels, **kwargs)
 
 
+def accepts(attention: str | Factory, keyword: str) -> bool:
+    """Whether the attention (a registered name or a factory) takes the keyword argument ``keyword``."""
+    keywords = _keywords(_lookup(attention) if isinstance(attention, str) else attention)
+    return keywords is None or keyword in keywords
+
+
+def _lookup(name: str) -> Factory:
+    """The factory registered as ``name``; an unknown name raises ``ValueError`` listing the known ones."""
+    if name not in _FACTORIES:
+        close = difflib.get_close_matches(str(name), _FACTORIES, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown attention {name!r}.{hint} Known: none, {', '.join(_FACTORIES)}")
+    return _FACTORIES[name]
+
+
+def _keywords(factory: Factory) -> list[str] | None:
+    """The keyword arguments ``factory`` takes after ``channels``; ``None`` if it takes any (``**kwargs``)."""
+    parameters = inspect.signature(factory).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    fixed = factory.keywords if isinstance(factory, partial) else {}
+    return [p for p in list(parameters)[1:] if p not in fixed]
+
+
 def _check_keywords(name: str, factory: Factory, kwargs: dict[str, object]) -> None:
     """Reject keywords the factory does not accept, naming the ones it does."""
-    try:
-        parameters = inspect.signature(factory).parameters
-    except (TypeError, ValueError):  # builtins without a signature: let the call report
-        return
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    fixed = factory.keywords if isinstance(factory, partial) else {}
-    accepted = [p for p in parameters if p not in ("self", "channels", *fixed)]
-    unknown = sorted(set(kwargs) - set(accepted))
+    accepted = _keywords(factory)
+    unknown = [] if accepted is None else sorted(set(kwargs) - set(accepted))
     if unknown:
         raise TypeError(
             f"attention {name!r} does not take {', '.join(map(repr, unknown))}; "

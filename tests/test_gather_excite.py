@@ -151,7 +151,8 @@ def test_rejects_bad_configuration(kwargs, message):
         GatherExcite(16, **kwargs)
 
 
-def test_global_learned_gather_rejects_another_spatial_size():
-    module = GatherExcite(16, "theta", spatial_size=8)
-    with pytest.raises(ValueError, match=r"built for spatial_size=\(8, 8\).*got an input of spatial size \(16, 16\)"):
+@pytest.mark.parametrize("variant, extent", [("theta", 0), ("theta_minus", 2), ("theta_plus", 4)])
+def test_a_declared_spatial_size_is_checked(variant, extent):
+    module = GatherExcite(16, variant, extent=extent, spatial_size=8)
+    with pytest.raises(ValueError, match=r"built for spatial_size=\(8, 8\), got an input of spatial size \(16, 16\)"):
         module(torch.randn(1, 16, 16, 16))

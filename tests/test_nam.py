@@ -119,7 +119,6 @@ def test_sparsity_loss_errors():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(spatial=True), "spatial=True needs spatial_size"),
-    (dict(spatial_size=8), "spatial_size is only used with spatial=True"),
     (dict(spatial=True, spatial_size=(0, 4)), "positive integer"),
 ])
 def test_rejects_bad_configuration(kwargs, message):
@@ -127,9 +126,10 @@ def test_rejects_bad_configuration(kwargs, message):
         NAM(8, **kwargs)
 
 
-def test_spatial_branch_rejects_another_spatial_size():
+@pytest.mark.parametrize("spatial", [True, False])
+def test_a_declared_spatial_size_is_checked(spatial):
     with pytest.raises(ValueError, match=r"built for spatial_size=\(4, 4\), got an input of spatial size \(8, 8\)"):
-        NAM(8, spatial=True, spatial_size=4)(torch.randn(2, 8, 8, 8))
+        NAM(8, spatial=spatial, spatial_size=4)(torch.randn(2, 8, 8, 8))
 
 
 def test_spatial_branch_gradcheck():

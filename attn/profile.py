@@ -1,0 +1,71 @@
+"""What a model costs: parameters, multiply-accumulates, measured CPU latency.
+
+MACs are counted with ``torch.utils.flop_counter`` (it ships with torch, follows its
+operators, and leaves the model untouched; thop is unmaintained and adds buffers to the
+model). Like thop and fvcore it counts convolutions and matrix products only: the
+pooling, sigmoid and scaling that attention adds are free by that count, which is why
+the latency here is measured rather than estimated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+from torch import nn
+from torch.utils import benchmark
+from torch.utils.flop_counter import FlopCounterMode
+
+__all__ = ["count_parameters", "count_macs", "measure_latency", "profile_model"]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    """``model`` in eval mode inside the block, its previous mode restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32)) -> int:
+    """Multiply-accumulates of one forward pass on an input of ``input_shape`` ``(N, C, H, W)``."""
+    device = next(model.parameters()).device
+    with _eval_mode(model), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(input_shape, device=device))
+    return counter.get_total_flops() // 2
+
+
+@torch.no_grad()
+def measure_latency(
+    model: nn.Module,
+    input_shape: tuple[int, ...] = (1, 3, 32, 32),
+    channels_last: bool = True,
+    min_run_time: float = 1.0,
+) -> float:
+    """Median seconds of one inference forward pass (eval mode, no grad) on ``input_shape``."""
+    device = next(model.parameters()).device
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(input_shape, device=device).contiguous(memory_format=layout)
+    with _eval_mode(model):
+        model(x)  # warm-up
+        timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x})
+        return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+def profile_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32), min_run_time: float = 1.0) -> dict[str, float]:
+    """``{"params", "macs", "latency_ms"}`` for one input of ``input_shape``."""
+    return {
+        "params": count_parameters(model),
+        "macs": count_macs(model, input_shape),
+        "latency_ms": measure_latency(model, input_shape, min_run_time=min_run_time) * 1e3,
+    }

@@ -1,0 +1,25 @@
+import torch
+from torch import nn
+
+from attn.models import cifar_resnet
+from attn.profile import count_macs, count_parameters, measure_latency, profile_model
+
+
+def test_resnet20_costs_about_41_million_macs():
+    assert 40e6 < count_macs(cifar_resnet(20)) < 42e6
+
+
+def test_macs_of_a_linear_layer_and_the_model_is_left_untouched():
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 5))
+    model.train()
+    before = set(model.state_dict())
+    assert count_macs(model, (2, 3, 2, 2)) == 2 * 12 * 5
+    assert model.training and set(model.state_dict()) == before
+
+
+def test_profile_reports_params_macs_latency():
+    model = cifar_resnet(8, "se")
+    report = profile_model(model, min_run_time=0.05)
+    assert report["params"] == count_parameters(model)
+    assert report["macs"] > 0 and report["latency_ms"] > 0
+    assert measure_latency(model, (2, 3, 32, 32), min_run_time=0.05) > 0
