@@ -5,6 +5,9 @@
 
 PYTHON ?= python3
 VENV ?= .venv
+# The torch build the book's numbers were measured with; on the development and CI machines
+# it comes from local disk. `make setup TORCH_PINS=` keeps whatever torch pip resolves instead.
+TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 PY := $(VENV)/bin/python
 # The offline CIFAR-10 copy beside the repository on the development and CI machines;
 # elsewhere torchvision downloads CIFAR-10 (see README).
@@ -19,6 +22,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
+	$(if $(strip $(TORCH_PINS)),$(PY) -m pip install --quiet $(TORCH_PINS))
 	$(PY) -m pip install --quiet -e ".[test,docs]"
 	touch $@
 

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from timm.layers import GatherExcite as TimmGatherExcite
 
 from attn import GatherExcite, SEVar1
-from attn.gather_excite import _scale
+from attn.gather_excite import WholeMapDepthwiseConv, _scale
 from conftest import n_params
 
 
@@ -74,6 +74,13 @@ def test_global_theta_matches_the_official_prototxt(size):
         g = F.batch_norm(F.conv2d(x, conv.weight, groups=16), *stats, bn.weight, bn.bias, training=train, eps=bn.eps)
         assert g.shape[-2:] == (1, 1)
         assert (ours(x) - x * torch.sigmoid(g)).abs().max().item() <= 1e-12
+
+
+def test_whole_map_depthwise_conv_equals_the_convolution():
+    conv = WholeMapDepthwiseConv(8, (5, 7)).double()
+    x = torch.randn(3, 8, 5, 7, dtype=torch.float64)
+    torch.testing.assert_close(conv(x), F.conv2d(x, conv.weight, groups=8))
+    torch.testing.assert_close(conv(x.contiguous(memory_format=torch.channels_last)), conv(x))
 
 
 def test_timms_global_theta_is_not_a_global_gather():

@@ -1,0 +1,194 @@
+"""Command line: ``python -m attn {train,grid,summary,profile} --help``.
+
+    python -m attn train --depth 20 --attention eca --epochs 30 --seed 0 [--archive PATH]
+    python -m attn grid ablation [--shard 0/2]       # a named grid, resumable
+    python -m attn summary results/ablation          # mean ± std over seeds, differences to none
+    python -m attn profile --depth 20 --attention eca
+
+Errors (a bad name, a missing dataset, ...) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+import torch
+
+from . import experiments, registry
+from .data import load_cifar10
+from .models import cifar_resnet
+from .profile import profile_model
+from .train import TrainConfig
+
+ATTENTION_CHOICES = ["none", *registry.available()]
+
+
+def _value(text: str) -> object:
+    """``"8"`` -> 8, ``"0.5"`` -> 0.5, ``"true"``/``"false"`` -> bool, anything else stays a string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _attention_kwargs(pairs: list[str]) -> dict[str, object]:
+    kwargs = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--attention-arg takes KEY=VALUE (e.g. reduction=8), got {pair!r}")
+        kwargs[key] = _value(value)
+    return kwargs
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    data = parser.add_argument_group("data")
+    data.add_argument("--archive", help="offline CIFAR-10 copy (.tar.gz or folder, train/<class>/*.jpg); "
+                                        "default $ATTN_CIFAR10_ARCHIVE")
+    data.add_argument("--root", help="torchvision's CIFAR-10 folder and the decode cache (default ~/.cache/attn/cifar10)")
+    data.add_argument("--no-download", action="store_true", help="never try torchvision's download")
+    data.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+
+
+def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
+    default = TrainConfig()
+    recipe = parser.add_argument_group("recipe (defaults are the book's)")
+    recipe.add_argument("--epochs", type=int, default=default.epochs)
+    recipe.add_argument("--batch-size", type=int, default=default.batch_size)
+    recipe.add_argument("--lr", type=float, default=default.lr, help="peak learning rate")
+    recipe.add_argument("--weight-decay", type=float, default=default.weight_decay)
+    recipe.add_argument("--label-smoothing", type=float, default=default.label_smoothing)
+    recipe.add_argument("--schedule", choices=["onecycle", "cosine"], default=default.schedule)
+    recipe.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=default.precision)
+    recipe.add_argument("--nam-sparsity", type=float, default=default.nam_sparsity,
+                        help="weight of the L1 penalty on NAM's BN scale factors (official code: 1e-4)")
+    recipe.add_argument("--device", default=default.device, help="auto (cuda, mps, cpu), or a torch device")
+    recipe.add_argument("--train-size", type=int, help="stratified subset of the training images (default: all)")
+    recipe.add_argument("--test-size", type=int, help="stratified subset of the test images (default: all)")
+
+
+def _train_config(args: argparse.Namespace, seed: int) -> TrainConfig:
+    return TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing, schedule=args.schedule, precision=args.precision,
+        nam_sparsity=args.nam_sparsity, device=args.device, seed=seed,
+    )
+
+
+def _load_data(args: argparse.Namespace):
+    return load_cifar10(root=args.root, archive=args.archive, download=not args.no_download)
+
+
+def _train(args: argparse.Namespace) -> None:
+    config = experiments.RunConfig(
+        depth=args.depth, attention=args.attention, attention_kwargs=_attention_kwargs(args.attention_arg),
+        train_size=args.train_size, test_size=args.test_size, train=_train_config(args, args.seed),
+    )
+    experiments.validate(config)
+    result = experiments.run(config, _load_data(args), args.results)
+    print(f"{result['key']}: final test accuracy {100 * result['final_test_acc']:.2f} % on {result['data']['source']} "
+          f"({result['data']['test_size']:,} test images) -> {Path(args.results) / (result['key'] + '.json')}")
+
+
+def _grid(args: argparse.Namespace) -> None:
+    configs = experiments.grid(args.name)
+    index, count = _shard(args.shard)
+    mine = configs[index::count]
+    for config in mine:
+        experiments.validate(config)
+    results_dir = Path(args.results or experiments.GRID_DIRS[args.name])
+    todo = [c for c in mine if not experiments.result_path(c, results_dir).exists()]
+    print(f"grid {args.name!r}: {len(configs)} runs, shard {index}/{count} has {len(mine)}, "
+          f"{len(mine) - len(todo)} already in {results_dir}")
+    if todo:
+        data = _load_data(args)
+        for number, config in enumerate(todo, 1):
+            print(f"[{number}/{len(todo)}] {config.key}", flush=True)
+            experiments.run(config, data, results_dir)
+    print(experiments.format_summary(experiments.summarize(experiments.load_results(results_dir))))
+
+
+def _shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    if not (sep and index.isdigit() and count.isdigit() and int(index) < int(count)):
+        raise ValueError(f"--shard takes I/N with 0 <= I < N (e.g. 0/2), got {text!r}")
+    return int(index), int(count)
+
+
+def _summary(args: argparse.Namespace) -> None:
+    results = experiments.load_results(args.results)
+    if not results:
+        raise ValueError(f"no result files (*.json) in {args.results}")
+    print(experiments.format_summary(experiments.summarize(results)))
+
+
+def _profile(args: argparse.Namespace) -> None:
+    model = cifar_resnet(args.depth, args.attention, **_attention_kwargs(args.attention_arg))
+    report = profile_model(model, (args.batch, 3, 32, 32))
+    print(f"ResNet-{args.depth} + {args.attention}: {report['params']:,} parameters, "
+          f"{report['macs'] / 1e6:.2f} M multiply-accumulates per image batch of {args.batch}, "
+          f"CPU latency {report['latency_ms']:.2f} ms (median, batch {args.batch}, {torch.get_num_threads()} threads)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m attn", description="Train and measure CIFAR ResNets with channel attention.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,grid,summary,profile}")
+
+    train = commands.add_parser("train", help="train one ResNet on CIFAR-10 and write its result JSON",
+                                description="Train one configuration; its result JSON goes to --results "
+                                            "(skipped if present, resumed from its checkpoint if interrupted).")
+    train.add_argument("--depth", type=int, default=20, help="6n+2: 8, 20, 32, 56 (default 20)")
+    train.add_argument("--attention", choices=ATTENTION_CHOICES, default="none")
+    train.add_argument("--attention-arg", action="append", default=[], metavar="KEY=VALUE",
+                       help="keyword for the attention module, e.g. reduction=8 (repeatable)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--results", default="results/runs", help="folder of result JSON files (default results/runs)")
+    _add_recipe_arguments(train)
+    _add_data_arguments(train)
+    train.set_defaults(handler=_train)
+
+    grid = commands.add_parser("grid", help="run a named grid of (model, attention, seed), resumable",
+                               description="Run every configuration of a named grid (see attn.experiments.GRIDS), "
+                                           "skipping those whose result file exists; then print the summary.")
+    grid.add_argument("name", choices=sorted(experiments.GRIDS))
+    grid.add_argument("--results", help="folder of result files (default results/<name>)")
+    grid.add_argument("--shard", default="0/1", help="run every N-th configuration starting at I (I/N), "
+                                                     "for parallel workers (default 0/1)")
+    _add_data_arguments(grid)
+    grid.set_defaults(handler=_grid)
+
+    summary = commands.add_parser("summary", help="summarise a folder of result files")
+    summary.add_argument("results", help="folder of result JSON files")
+    summary.set_defaults(handler=_summary)
+
+    profile = commands.add_parser("profile", help="parameters, multiply-accumulates and CPU latency of a model")
+    profile.add_argument("--depth", type=int, default=20)
+    profile.add_argument("--attention", choices=ATTENTION_CHOICES, default="none")
+    profile.add_argument("--attention-arg", action="append", default=[], metavar="KEY=VALUE")
+    profile.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")
+    profile.set_defaults(handler=_profile)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    try:
+        args.handler(args)
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        print(f"python -m attn {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""Grids of training runs with one small JSON result per run, and their summary.
+
+A run is identified by its whole configuration (model, attention, data subset, recipe,
+seed). Its result file is named after a readable key plus a hash of that configuration,
+written atomically when the run finishes, and skipped when present, so a killed grid
+resumes where it stopped and a changed recipe never reuses stale results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import torch
+
+from .data import CIFAR10, stratified_subset
+from .models import cifar_resnet
+from .profile import count_macs, count_parameters
+from .registry import available
+from .train import TrainConfig, fit, select_device
+
+__all__ = [
+    "RunConfig", "GRIDS", "GRID_DIRS", "grid", "validate", "result_path", "run", "run_grid",
+    "load_results", "summarize", "format_summary",
+]
+
+RESULT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run: ResNet-``depth`` with ``attention``, on a subset or all of the data."""
+
+    depth: int = 20
+    attention: str = "none"
+    attention_kwargs: dict[str, object] = field(default_factory=dict)
+    train_size: int | None = None
+    test_size: int | None = None
+    train: TrainConfig = TrainConfig()
+
+    @property
+    def key(self) -> str:
+        """``resnet20-eca-e30-s0-<hash>``: readable, and unique for the whole configuration."""
+        digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        return f"resnet{self.depth}-{self.attention}-e{self.train.epochs}-s{self.train.seed}-{digest}"
+
+
+# The book's grids. Runs are ordered seed by seed, so a grid stopped half way has every
+# variant for the first seeds rather than every seed of the first variants.
+GRIDS: dict[str, dict[str, object]] = {
+    # The recipe check: ResNet-20 without attention against He et al.'s 91.25 %.
+    "recipe": {"depth": 20, "attentions": ["none"], "seeds": [0], "epochs": 30},
+    # The ECA paper's ablation (Table 2) and the other mechanisms, on the smallest ResNet.
+    "ablation": {"depth": 8, "attentions": ["none", *available()], "seeds": [0, 1, 2], "epochs": 10},
+    # One mechanism of each family on ResNet-20.
+    "main": {"depth": 20, "attentions": ["none", "se", "eca", "ge_theta_minus", "ge_theta_plus", "nam"],
+             "seeds": [0, 1, 2], "epochs": 10},
+}
+GRID_DIRS: dict[str, str] = {name: f"results/{name}" for name in GRIDS}
+
+
+def grid(name: str) -> list[RunConfig]:
+    """The configurations of the named grid in :data:`GRIDS`, seed-major."""
+    if name not in GRIDS:
+        raise ValueError(f"unknown grid {name!r}; known: {', '.join(GRIDS)}")
+    spec = GRIDS[name]
+    return [
+        RunConfig(depth=spec["depth"], attention=attention, train=TrainConfig(epochs=spec["epochs"], seed=seed))
+        for seed in spec["seeds"] for attention in spec["attentions"]
+    ]
+
+
+def validate(config: RunConfig) -> None:
+    """Build the configuration's model once, so a bad name or keyword fails before any data is loaded."""
+    cifar_resnet(config.depth, config.attention, **config.attention_kwargs)
+
+
+def result_path(config: RunConfig, results_dir: str | os.PathLike) -> Path:
+    """Where the result of ``config`` lives in ``results_dir``."""
+    return Path(results_dir) / f"{config.key}.json"
+
+
+def _environment() -> dict[str, object]:
+    device = select_device()
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else _cpu_name(),
+        "threads": torch.get_num_threads(),
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git(*args: str) -> str | None:
+    """Output of a git command in the package's folder, or ``None`` outside a checkout."""
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _write_json_atomically(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progress: bool = True) -> dict:
+    """Train one configuration, or return its result if ``results_dir`` already has it.
+
+    The model is built after seeding with ``config.train.seed``, so the same configuration
+    gives the same initial weights and, on the CPU, the same history. A checkpoint under
+    ``results_dir/.checkpoints`` lets an interrupted run continue from its last epoch.
+    """
+    results_dir = Path(results_dir)
+    path = result_path(config, results_dir)
+    if path.exists():
+        return json.loads(path.read_text())
+    subset = dataclasses.replace(
+        data,
+        train=data.train if config.train_size is None else stratified_subset(data.train, config.train_size, seed=0),
+        test=data.test if config.test_size is None else stratified_subset(data.test, config.test_size, seed=0),
+    )
+    torch.manual_seed(config.train.seed)
+    model = cifar_resnet(config.depth, config.attention, len(data.classes), **config.attention_kwargs)
+    params, macs = count_parameters(model), count_macs(model)
+    checkpoint = results_dir / ".checkpoints" / f"{config.key}.pt"
+    start = time.time()
+    history = fit(model, subset, config.train, checkpoint=checkpoint, progress=progress)
+    result = {
+        "version": RESULT_VERSION,
+        "key": config.key,
+        "config": asdict(config),
+        "data": {"source": data.source, "train_size": len(subset.train), "test_size": len(subset.test)},
+        "history": [asdict(epoch) for epoch in history],
+        "final_test_acc": history[-1].test_acc,
+        "params": params,
+        "macs": macs,
+        "wall_seconds": time.time() - start,  # of this session; a resumed run counts only its last part
+        "train_seconds": sum(epoch.seconds for epoch in history),
+        "images_per_s": statistics.fmean(epoch.images_per_s for epoch in history),
+        "environment": _environment(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    _write_json_atomically(path, result)
+    checkpoint.unlink(missing_ok=True)
+    return result
+
+
+def run_grid(configs: Iterable[RunConfig], data: CIFAR10, results_dir: str | os.PathLike,
+             progress: bool = True) -> list[dict]:
+    """Run every configuration in turn, skipping those already in ``results_dir``."""
+    return [run(config, data, results_dir, progress) for config in configs]
+
+
+def load_results(results_dir: str | os.PathLike) -> list[dict]:
+    """Every result file in ``results_dir`` (not recursive), sorted by key."""
+    paths = sorted(Path(results_dir).glob("*.json"))
+    return [json.loads(path.read_text()) for path in paths]
+
+
+def summarize(results: Iterable[dict]) -> list[dict]:
+    """Mean and standard deviation of the final test accuracy over seeds, per configuration.
+
+    Runs that differ only in the seed are grouped. Each row: ``depth``, ``attention``,
+    ``epochs``, ``seeds``, ``mean``, ``std`` (sample std; 0 for one seed), ``params``,
+    ``macs``, ``data`` (the source label), ``images_per_s``.
+    """
+    groups: dict[str, list[dict]] = {}
+    for result in results:
+        config = json.loads(json.dumps(result["config"]))
+        config["train"].pop("seed")
+        groups.setdefault(json.dumps(config, sort_keys=True), []).append(result)
+    rows = []
+    for members in groups.values():
+        accs = [m["final_test_acc"] for m in members]
+        first = members[0]
+        rows.append({
+            "depth": first["config"]["depth"],
+            "attention": first["config"]["attention"],
+            "epochs": first["config"]["train"]["epochs"],
+            "seeds": sorted(m["config"]["train"]["seed"] for m in members),
+            "mean": statistics.fmean(accs),
+            "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+            "params": first["params"],
+            "macs": first["macs"],
+            "data": first["data"]["source"],
+            "images_per_s": statistics.fmean(m["images_per_s"] for m in members),
+        })
+    return sorted(rows, key=lambda row: (row["depth"], row["epochs"], row["attention"] != "none", row["attention"]))
+
+
+def format_summary(rows: list[dict]) -> str:
+    """A plain-text table of :func:`summarize` rows."""
+    lines = [f"{'model':10s} {'attention':16s} {'epochs':>6s} {'seeds':>5s} {'test acc (%)':>15s} "
+             f"{'params':>9s} {'MMACs':>7s} {'img/s':>7s}  data"]
+    for row in rows:
+        acc = f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"
+        lines.append(f"{'ResNet-' + str(row['depth']):10s} {row['attention']:16s} {row['epochs']:6d} "
+                     f"{len(row['seeds']):5d} {acc:>15s} {row['params']:9,d} {row['macs'] / 1e6:7.2f} "
+                     f"{row['images_per_s']:7.0f}  {row['data']}")
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""Training throughput of the ``attn`` loop against a naive torchvision loop, and the cost of attention.
+
+    python benchmarks/train.py [--archive PATH] [--steps 20] [--rounds 3]
+
+Part 1 trains the same ResNet-20 with two input pipelines, alternating A, B, A, B, ... so
+drift on a shared machine hits both alike:
+
+- naive: the images as JPEG files in an ``ImageFolder``, PIL ``RandomCrop(32, 4)`` and
+  ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize``, a ``DataLoader`` with 2 workers,
+  NCHW tensors (what the PyTorch CIFAR tutorial and most blog posts do);
+- attn: :class:`attn.data.BatchLoader` (whole-batch crop and flip of in-memory ``uint8``
+  tensors, normalisation on the fly) and ``channels_last``, as :func:`attn.train.fit` does.
+
+Part 2 times training steps of ResNet-20 with each attention module against ResNet-20
+without attention, interleaved the same way, and prints the wall-time ratio.
+
+Images/s count optimiser steps of batch 128 including the data pipeline (forward, backward,
+SGD step). Do not run it beside another CPU-heavy job. The JPEG files for the naive loop
+are extracted to a temporary folder that is deleted afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision import datasets, transforms
+
+import attn
+from attn.data import MEAN, STD, BatchLoader, load_cifar10
+from attn.models import cifar_resnet
+
+BATCH = 128
+
+
+def timed_steps(model: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], steps: int,
+                optimizer: torch.optim.Optimizer) -> float:
+    """Seconds for ``steps`` SGD steps, batches fetched from ``batches`` inside the timing."""
+    model.train()
+    start = time.perf_counter()
+    for x, y in itertools.islice(batches, steps):
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return time.perf_counter() - start
+
+
+def forever(loader: Iterable) -> Iterator:
+    """Cycle through a loader's epochs without caching its batches."""
+    while True:
+        yield from loader
+
+
+def naive_loader(folder: Path) -> torch.utils.data.DataLoader:
+    transform = transforms.Compose([
+        transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip(),
+        transforms.ToTensor(), transforms.Normalize(MEAN, STD),
+    ])
+    dataset = datasets.ImageFolder(str(folder), transform=transform)
+    return torch.utils.data.DataLoader(dataset, batch_size=BATCH, shuffle=True, num_workers=2,
+                                       drop_last=True, persistent_workers=True)
+
+
+def extract_train_jpegs(archive: Path, into: Path) -> Path:
+    with tarfile.open(archive) as tar:
+        tar.extractall(into, members=[m for m in tar if m.name.startswith("train/")], filter="data")
+    return into / "train"
+
+
+def pipelines(archive: Path, steps: int, rounds: int) -> None:
+    data = load_cifar10(archive=archive)
+    torch.manual_seed(0)
+    models = {"naive": cifar_resnet(20), "attn": cifar_resnet(20).to(memory_format=torch.channels_last)}
+    optimizers = {k: torch.optim.SGD(m.parameters(), lr=0.05, momentum=0.9) for k, m in models.items()}
+    with tempfile.TemporaryDirectory() as tmp:
+        streams = {
+            "naive": forever(naive_loader(extract_train_jpegs(archive, Path(tmp)))),
+            "attn": forever(BatchLoader(data.train, BATCH, shuffle=True, augment=True, drop_last=True, channels_last=True)),
+        }
+        for name in streams:  # warm-up: worker start-up, allocator, first-call overheads
+            timed_steps(models[name], streams[name], 3, optimizers[name])
+        rates: dict[str, list[float]] = {name: [] for name in streams}
+        for _ in range(rounds):
+            for name in streams:
+                rates[name].append(steps * BATCH / timed_steps(models[name], streams[name], steps, optimizers[name]))
+    naive, ours = (statistics.median(rates[k]) for k in ("naive", "attn"))
+    print(f"ResNet-20 training, batch {BATCH}, {steps} steps x {rounds} interleaved rounds, {torch.get_num_threads()} threads")
+    print(f"  naive torchvision loop (ImageFolder JPEG + PIL + DataLoader(2 workers), NCHW): {naive:7.0f} img/s")
+    print(f"  attn loop (in-memory batched crop/flip, channels_last):                      {ours:7.0f} img/s")
+    print(f"  ratio attn / naive: {ours / naive:.2f}x (target >= 1.3x)")
+
+
+def attention_overhead(steps: int, rounds: int, names: list[str]) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(BATCH, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (BATCH,))
+    batches = itertools.repeat((x, y))
+    models = {name: cifar_resnet(20, name).to(memory_format=torch.channels_last) for name in ["none", *names]}
+    optimizers = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for k, m in models.items()}
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for name in models:
+        timed_steps(models[name], batches, 2, optimizers[name])
+    for _ in range(rounds):
+        for name in models:
+            times[name].append(timed_steps(models[name], batches, steps, optimizers[name]))
+    base = statistics.median(times["none"])
+    print(f"\nWall-time overhead of attention, ResNet-20 training steps (batch {BATCH}, channels_last, "
+          f"{steps} steps x {rounds} interleaved rounds, median)")
+    for name in models:
+        t = statistics.median(times[name])
+        print(f"  {name:16s} {steps * BATCH / t:6.0f} img/s   {t / base:5.2f}x of none")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--archive", default=str(Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg.tar.gz"))
+    parser.add_argument("--steps", type=int, default=20, help="SGD steps per timed round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--skip-pipelines", action="store_true")
+    parser.add_argument("--attentions", nargs="*", default=attn.available())
+    args = parser.parse_args()
+    if not args.skip_pipelines:
+        pipelines(Path(args.archive), args.steps, args.rounds)
+    attention_overhead(args.steps, args.rounds, args.attentions)
+
+
+if __name__ == "__main__":
+    main()
