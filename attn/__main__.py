@@ -1,7 +1,8 @@
-"""Command line: ``python -m attn {train,grid,summary,profile} --help``.
+"""Command line: ``python -m attn {train,grid,latency,summary,profile} --help``.
 
     python -m attn train --depth 20 --attention eca --epochs 30 --seed 0 [--archive PATH]
     python -m attn grid ablation [--shard 0/2]       # a named grid, resumable
+    python -m attn latency ablation                  # CPU latency of the grid's models, side by side
     python -m attn summary results/ablation          # mean ± std over seeds, differences to none
     python -m attn profile --depth 20 --attention eca
 
@@ -11,7 +12,7 @@ Errors (a bad name, a missing dataset, ...) print one line and exit with status 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import torch
 from . import experiments, registry
 from .data import load_cifar10
 from .models import cifar_resnet
-from .profile import profile_model
+from .profile import compare_latency, profile_model
+from .summary import format_summary, summarize_dir
 from .train import TrainConfig
 
 ATTENTION_CHOICES = ["none", *registry.available()]
@@ -113,7 +115,30 @@ def _grid(args: argparse.Namespace) -> None:
         for number, config in enumerate(todo, 1):
             print(f"[{number}/{len(todo)}] {config.key}", flush=True)
             experiments.run(config, data, results_dir)
-    print(experiments.format_summary(experiments.summarize(experiments.load_results(results_dir))))
+    _print_summary(results_dir)
+
+
+def _print_summary(results_dir: Path) -> None:
+    rows = summarize_dir(results_dir)
+    latency = experiments.latency_path(results_dir)
+    print(format_summary(rows))
+    print(f"({sum(len(r['seeds']) for r in rows)} runs in {results_dir}; "
+          f"latency: {latency if latency.exists() else 'not measured (python -m attn latency ...)'})")
+
+
+def _latency(args: argparse.Namespace) -> None:
+    spec = experiments.GRIDS[args.name]
+    models = {name: cifar_resnet(spec["depth"], name).eval() for name in spec["attentions"]}
+    latency_ms = compare_latency(models, (args.batch, 3, 32, 32), rounds=args.rounds)
+    path = experiments.latency_path(args.results or experiments.GRID_DIRS[args.name])
+    experiments.write_json_atomically(path, {
+        "grid": args.name, "depth": spec["depth"], "input_shape": [args.batch, 3, 32, 32], "rounds": args.rounds,
+        "what": "median ms of one inference forward pass (eval mode, no grad, channels_last), models interleaved",
+        "latency_ms": latency_ms, "environment": experiments.environment(),
+    })
+    for name, ms in latency_ms.items():
+        print(f"{name:16s} {ms:8.3f} ms  {ms / latency_ms[spec['attentions'][0]]:5.2f}x")
+    print(f"-> {path}")
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -124,10 +149,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def _summary(args: argparse.Namespace) -> None:
-    results = experiments.load_results(args.results)
-    if not results:
-        raise ValueError(f"no result files (*.json) in {args.results}")
-    print(experiments.format_summary(experiments.summarize(results)))
+    _print_summary(Path(args.results))
 
 
 def _profile(args: argparse.Namespace) -> None:
@@ -140,7 +162,7 @@ def _profile(args: argparse.Namespace) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m attn", description="Train and measure CIFAR ResNets with channel attention.")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,grid,summary,profile}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{train,grid,latency,summary,profile}")
 
     train = commands.add_parser("train", help="train one ResNet on CIFAR-10 and write its result JSON",
                                 description="Train one configuration; its result JSON goes to --results "
@@ -164,6 +186,16 @@ def _parser() -> argparse.ArgumentParser:
                                                      "for parallel workers (default 0/1)")
     _add_data_arguments(grid)
     grid.set_defaults(handler=_grid)
+
+    latency = commands.add_parser("latency", help="measure the CPU latency of a grid's models side by side",
+                                  description="Measure every model of a named grid, interleaved, on a quiet machine; "
+                                              "writes results/latency-<grid>.json, which the summary reads.")
+    latency.add_argument("name", choices=sorted(experiments.GRIDS))
+    latency.add_argument("--results", help="the grid's results folder (default results/<name>)")
+    latency.add_argument("--batch", type=int, default=1, help="images per forward pass (default 1)")
+    latency.add_argument("--rounds", type=int, default=5)
+    latency.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    latency.set_defaults(handler=_latency)
 
     summary = commands.add_parser("summary", help="summarise a folder of result files")
     summary.add_argument("results", help="folder of result JSON files")

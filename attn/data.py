@@ -24,7 +24,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -202,7 +202,7 @@ def read_archive(archive: str | os.PathLike, progress: bool = True) -> dict[str,
     """
     archive = Path(archive)
     files: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
-    for name, read in tqdm(_archive_files(archive), desc=f"decoding {archive.name}", unit="img",
+    for name, payload in tqdm(_archive_files(archive), desc=f"decoding {archive.name}", unit="img",
                            total=sum(EXPECTED_SIZES.values()), disable=not progress, leave=False):
         parts = Path(name).parts
         if len(parts) < 3 or parts[-3] not in EXPECTED_SIZES or not parts[-1].lower().endswith((".jpg", ".jpeg", ".png")):
@@ -210,21 +210,22 @@ def read_archive(archive: str | os.PathLike, progress: bool = True) -> dict[str,
         split, label = parts[-3], parts[-2]
         if label not in CLASSES:
             raise ArchiveError(f"{archive}: unknown class folder {split}/{label}; expected the CIFAR-10 classes {', '.join(CLASSES)}")
-        files.setdefault((split, label), []).append((parts[-1], read()))
+        files.setdefault((split, label), []).append((parts[-1], payload))
     return {split: _decode_split(archive, split, files) for split in EXPECTED_SIZES}
 
 
-def _archive_files(archive: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
-    """``(path inside the archive, read() -> bytes)`` for every regular file, in archive order."""
+def _archive_files(archive: Path) -> Iterator[tuple[str, bytes]]:
+    """``(path inside the archive, contents)`` for every regular file, in archive order."""
     if archive.is_dir():
         for path in sorted(p for p in archive.rglob("*") if p.is_file()):
-            yield str(path.relative_to(archive)), path.read_bytes
+            yield str(path.relative_to(archive)), path.read_bytes()
         return
     try:
         with tarfile.open(archive, "r:*") as tar:
             for member in tar:
                 if member.isfile():
-                    yield member.name, tar.extractfile(member).read
+                    payload = tar.extractfile(member).read()
+                    yield member.name, payload
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         raise ArchiveError(f"{archive}: not a readable .tar.gz/.tar archive or it is truncated ({error})") from error
 
@@ -330,11 +331,14 @@ class BatchLoader:
         if drop_last and batch_size > len(split):
             raise ValueError(f"BatchLoader: batch_size={batch_size} exceeds the {len(split)} images with drop_last=True")
         self.split = split
+        self.device = torch.device(device)
+        # The whole split moves to the device once (150 MiB for CIFAR-10's training images), so a
+        # GPU never waits for host-to-device copies of every batch.
+        self.images, self.labels = split.images.to(self.device), split.labels.to(self.device)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.augment = augment
         self.seed = seed
-        self.device = torch.device(device)
         self.drop_last = drop_last
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
@@ -350,9 +354,8 @@ class BatchLoader:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
         order = torch.randperm(len(self.split), generator=generator) if self.shuffle else torch.arange(len(self.split))
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            index = order[start:start + self.batch_size]
-            images = self.split.images[index].to(self.device, non_blocking=True)
+            index = order[start:start + self.batch_size].to(self.device)
+            images = self.images[index]
             if self.augment:
                 images = random_crop_flip(images, generator)
-            x = normalize(images).contiguous(memory_format=self.memory_format)
-            yield x, self.split.labels[index].to(self.device, non_blocking=True)
+            yield normalize(images).contiguous(memory_format=self.memory_format), self.labels[index]

@@ -22,6 +22,7 @@ from typing import Iterable
 
 import torch
 
+from .budget import Budget
 from .data import CIFAR10, stratified_subset
 from .models import cifar_resnet
 from .profile import count_macs, count_parameters
@@ -29,8 +30,8 @@ from .registry import available
 from .train import TrainConfig, fit, select_device
 
 __all__ = [
-    "RunConfig", "GRIDS", "GRID_DIRS", "grid", "validate", "result_path", "run", "run_grid",
-    "load_results", "summarize", "format_summary",
+    "RunConfig", "GRIDS", "GRID_DIRS", "grid", "budget_config", "default_runs_dir", "validate", "result_path", "run",
+    "run_grid", "load_results", "latency_path", "environment", "write_json_atomically",
 ]
 
 RESULT_VERSION = 1
@@ -79,6 +80,20 @@ def grid(name: str) -> list[RunConfig]:
     ]
 
 
+def budget_config(budget: Budget, attention: str = "none", seed: int = 0, **attention_kwargs: object) -> RunConfig:
+    """The run a notebook trains under ``budget`` (:func:`attn.budget.budget`): same recipe for every attention."""
+    return RunConfig(
+        depth=budget.depth, attention=attention, attention_kwargs=attention_kwargs,
+        train_size=budget.train_size, test_size=budget.test_size,
+        train=TrainConfig(epochs=budget.epochs, seed=seed),
+    )
+
+
+def default_runs_dir() -> Path:
+    """Where notebooks keep their run results: ``$XDG_CACHE_HOME/attn/runs`` (never inside the repository)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "attn" / "runs"
+
+
 def validate(config: RunConfig) -> None:
     """Build the configuration's model once, so a bad name or keyword fails before any data is loaded."""
     cifar_resnet(config.depth, config.attention, **config.attention_kwargs)
@@ -89,7 +104,8 @@ def result_path(config: RunConfig, results_dir: str | os.PathLike) -> Path:
     return Path(results_dir) / f"{config.key}.json"
 
 
-def _environment() -> dict[str, object]:
+def environment() -> dict[str, object]:
+    """Versions, device, threads and git commit, recorded with every result."""
     device = select_device()
     return {
         "torch": torch.__version__,
@@ -121,7 +137,8 @@ def _git(*args: str) -> str | None:
     return out.stdout.strip() if out.returncode == 0 else None
 
 
-def _write_json_atomically(path: Path, payload: dict) -> None:
+def write_json_atomically(path: Path, payload: dict) -> None:
+    """Write to a temporary file beside ``path``, then rename it over ``path``: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
@@ -138,7 +155,13 @@ def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progre
     results_dir = Path(results_dir)
     path = result_path(config, results_dir)
     if path.exists():
-        return json.loads(path.read_text())
+        result = json.loads(path.read_text())
+        if result["data"]["source"] != data.source:
+            raise ValueError(
+                f"{path} holds this configuration measured on {result['data']['source']!r}, but the data given "
+                f"is {data.source!r}; use another results folder for another data source"
+            )
+        return result
     subset = dataclasses.replace(
         data,
         train=data.train if config.train_size is None else stratified_subset(data.train, config.train_size, seed=0),
@@ -162,10 +185,10 @@ def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progre
         "wall_seconds": time.time() - start,  # of this session; a resumed run counts only its last part
         "train_seconds": sum(epoch.seconds for epoch in history),
         "images_per_s": statistics.fmean(epoch.images_per_s for epoch in history),
-        "environment": _environment(),
+        "environment": environment(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    _write_json_atomically(path, result)
+    write_json_atomically(path, result)
     checkpoint.unlink(missing_ok=True)
     return result
 
@@ -182,44 +205,7 @@ def load_results(results_dir: str | os.PathLike) -> list[dict]:
     return [json.loads(path.read_text()) for path in paths]
 
 
-def summarize(results: Iterable[dict]) -> list[dict]:
-    """Mean and standard deviation of the final test accuracy over seeds, per configuration.
-
-    Runs that differ only in the seed are grouped. Each row: ``depth``, ``attention``,
-    ``epochs``, ``seeds``, ``mean``, ``std`` (sample std; 0 for one seed), ``params``,
-    ``macs``, ``data`` (the source label), ``images_per_s``.
-    """
-    groups: dict[str, list[dict]] = {}
-    for result in results:
-        config = json.loads(json.dumps(result["config"]))
-        config["train"].pop("seed")
-        groups.setdefault(json.dumps(config, sort_keys=True), []).append(result)
-    rows = []
-    for members in groups.values():
-        accs = [m["final_test_acc"] for m in members]
-        first = members[0]
-        rows.append({
-            "depth": first["config"]["depth"],
-            "attention": first["config"]["attention"],
-            "epochs": first["config"]["train"]["epochs"],
-            "seeds": sorted(m["config"]["train"]["seed"] for m in members),
-            "mean": statistics.fmean(accs),
-            "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
-            "params": first["params"],
-            "macs": first["macs"],
-            "data": first["data"]["source"],
-            "images_per_s": statistics.fmean(m["images_per_s"] for m in members),
-        })
-    return sorted(rows, key=lambda row: (row["depth"], row["epochs"], row["attention"] != "none", row["attention"]))
-
-
-def format_summary(rows: list[dict]) -> str:
-    """A plain-text table of :func:`summarize` rows."""
-    lines = [f"{'model':10s} {'attention':16s} {'epochs':>6s} {'seeds':>5s} {'test acc (%)':>15s} "
-             f"{'params':>9s} {'MMACs':>7s} {'img/s':>7s}  data"]
-    for row in rows:
-        acc = f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}"
-        lines.append(f"{'ResNet-' + str(row['depth']):10s} {row['attention']:16s} {row['epochs']:6d} "
-                     f"{len(row['seeds']):5d} {acc:>15s} {row['params']:9,d} {row['macs'] / 1e6:7.2f} "
-                     f"{row['images_per_s']:7.0f}  {row['data']}")
-    return "\n".join(lines)
+def latency_path(results_dir: str | os.PathLike) -> Path:
+    """The latency measurements that go with a grid's results: ``results/latency-<grid>.json``."""
+    results_dir = Path(results_dir)
+    return results_dir.parent / f"latency-{results_dir.name}.json"

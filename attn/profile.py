@@ -10,14 +10,14 @@ the latency here is measured rather than estimated.
 from __future__ import annotations
 
 import contextlib
+import statistics
 from typing import Iterator
 
 import torch
 from torch import nn
-from torch.utils import benchmark
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_parameters", "count_macs", "measure_latency", "profile_model"]
+__all__ = ["count_parameters", "count_macs", "measure_latency", "compare_latency", "profile_model"]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -56,10 +56,30 @@ def measure_latency(
     device = next(model.parameters()).device
     layout = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(input_shape, device=device).contiguous(memory_format=layout)
+    from torch.utils import benchmark  # imported here: importing it logs a CUDA_HOME warning on CPU-only builds
+
     with _eval_mode(model):
         model(x)  # warm-up
         timer = benchmark.Timer(stmt="model(x)", globals={"model": model, "x": x})
         return timer.blocked_autorange(min_run_time=min_run_time).median
+
+
+def compare_latency(
+    models: dict[str, nn.Module],
+    input_shape: tuple[int, ...] = (1, 3, 32, 32),
+    rounds: int = 5,
+    min_run_time: float = 0.2,
+) -> dict[str, float]:
+    """Median milliseconds of one inference forward pass per model, measured side by side.
+
+    The models take turns in every round, so drift on a shared machine hits them alike; the
+    result is the median over ``rounds`` of each round's median.
+    """
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            times[name].append(measure_latency(model, input_shape, min_run_time=min_run_time))
+    return {name: statistics.median(values) * 1e3 for name, values in times.items()}
 
 
 def profile_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32), min_run_time: float = 1.0) -> dict[str, float]:

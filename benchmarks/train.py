@@ -14,6 +14,10 @@ drift on a shared machine hits both alike:
 Part 2 times training steps of ResNet-20 with each attention module against ResNet-20
 without attention, interleaved the same way, and prints the wall-time ratio.
 
+Part 3 times ResNet-20 training steps in float32 and under bfloat16 autocast on the CPU
+(what ``TrainConfig(precision="bf16")`` does), to decide whether ``precision="auto"``
+should use bf16 on a CPU.
+
 Images/s count optimiser steps of batch 128 including the data pipeline (forward, backward,
 SGD step). Do not run it beside another CPU-heavy job. The JPEG files for the naive loop
 are extracted to a temporary folder that is deleted afterwards.
@@ -43,12 +47,13 @@ BATCH = 128
 
 
 def timed_steps(model: nn.Module, batches: Iterator[tuple[torch.Tensor, torch.Tensor]], steps: int,
-                optimizer: torch.optim.Optimizer) -> float:
+                optimizer: torch.optim.Optimizer, autocast: torch.dtype | None = None) -> float:
     """Seconds for ``steps`` SGD steps, batches fetched from ``batches`` inside the timing."""
     model.train()
     start = time.perf_counter()
     for x, y in itertools.islice(batches, steps):
-        loss = F.cross_entropy(model(x), y)
+        with torch.autocast("cpu", dtype=autocast, enabled=autocast is not None):
+            loss = F.cross_entropy(model(x), y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -121,6 +126,26 @@ def attention_overhead(steps: int, rounds: int, names: list[str]) -> None:
         print(f"  {name:16s} {steps * BATCH / t:6.0f} img/s   {t / base:5.2f}x of none")
 
 
+def precision_speed(steps: int, rounds: int) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(BATCH, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    batches = itertools.repeat((x, torch.randint(0, 10, (BATCH,))))
+    precisions = {"fp32": None, "bf16 autocast": torch.bfloat16}
+    models = {k: cifar_resnet(20).to(memory_format=torch.channels_last) for k in precisions}
+    optimizers = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for k, m in models.items()}
+    times: dict[str, list[float]] = {k: [] for k in precisions}
+    for k, dtype in precisions.items():
+        timed_steps(models[k], batches, 2, optimizers[k], dtype)
+    for _ in range(rounds):
+        for k, dtype in precisions.items():
+            times[k].append(timed_steps(models[k], batches, steps, optimizers[k], dtype))
+    base = statistics.median(times["fp32"])
+    print(f"\nPrecision, ResNet-20 training steps on the CPU (batch {BATCH}, channels_last, median)")
+    for k in precisions:
+        t = statistics.median(times[k])
+        print(f"  {k:16s} {steps * BATCH / t:6.0f} img/s   {t / base:5.2f}x the time of fp32")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--archive", default=str(Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg.tar.gz"))
@@ -132,6 +157,7 @@ def main() -> None:
     if not args.skip_pipelines:
         pipelines(Path(args.archive), args.steps, args.rounds)
     attention_overhead(args.steps, args.rounds, args.attentions)
+    precision_speed(args.steps, args.rounds)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from attn.models import cifar_resnet
-from attn.profile import count_macs, count_parameters, measure_latency, profile_model
+from attn.profile import compare_latency, count_macs, count_parameters, measure_latency, profile_model
 
 
 def test_resnet20_costs_about_41_million_macs():
@@ -23,3 +23,9 @@ def test_profile_reports_params_macs_latency():
     assert report["params"] == count_parameters(model)
     assert report["macs"] > 0 and report["latency_ms"] > 0
     assert measure_latency(model, (2, 3, 32, 32), min_run_time=0.05) > 0
+
+
+def test_compare_latency_measures_every_model():
+    models = {"none": cifar_resnet(8), "se": cifar_resnet(8, "se")}
+    latency = compare_latency(models, rounds=2, min_run_time=0.02)
+    assert set(latency) == {"none", "se"} and all(ms > 0 for ms in latency.values())

@@ -1,0 +1,166 @@
+"""What a grid of runs says: accuracy over seeds, the difference to no attention, and the cost.
+
+:func:`summarize` groups result files that differ only in the seed and reports, per group,
+the mean and sample standard deviation of the final test accuracy and, against the group
+without attention trained with the same recipe, the difference in accuracy with a 95 %
+Welch t interval (unequal variances; with three seeds a side the interval is wide, which is
+the honest answer), and the parameters, multiply-accumulates and measured CPU latency added.
+An interval that contains zero means the grid cannot tell the variant from no attention.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+from pathlib import Path
+from typing import Iterable
+
+from scipy import stats
+
+from .experiments import latency_path, load_results
+from .registry import available
+
+__all__ = ["summarize", "summarize_dir", "format_summary", "describe", "welch_interval"]
+
+
+def welch_interval(a: list[float], b: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """Interval for ``mean(a) - mean(b)`` (Welch's t); ``None`` when it is undefined.
+
+    Undefined with fewer than two values on a side, or when both sides have zero spread.
+    """
+    if len(a) < 2 or len(b) < 2 or (statistics.stdev(a) == 0 and statistics.stdev(b) == 0):
+        return None
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
+    return float(interval.low), float(interval.high)
+
+
+def _group_key(result: dict, attention: str | None = None) -> str:
+    """The configuration without its seed (and, given ``attention``, with that attention)."""
+    config = json.loads(json.dumps(result["config"]))
+    config["train"].pop("seed")
+    if attention is not None:
+        config["attention"], config["attention_kwargs"] = attention, {}
+    return json.dumps(config, sort_keys=True)
+
+
+def summarize(results: Iterable[dict], latency_ms: dict[str, float] | None = None) -> list[dict]:
+    """One row per configuration (seeds grouped), with differences to its ``none`` counterpart.
+
+    Each row: ``depth``, ``attention``, ``epochs``, ``seeds``, ``accs``, ``mean``, ``std``
+    (sample std; 0 for one seed), ``params``, ``macs``, ``data`` (the source label),
+    ``images_per_s``; when a ``none`` row with the same recipe exists: ``diff`` (mean minus
+    the ``none`` mean), ``ci`` (95 % Welch interval or ``None``), ``ci_includes_zero``,
+    ``params_added``, ``macs_added``; with ``latency_ms`` (attention name -> milliseconds, as
+    written by ``python -m attn latency``): ``latency_ms`` and ``latency_added_ms``.
+    """
+    groups: dict[str, list[dict]] = {}
+    for result in results:
+        groups.setdefault(_group_key(result), []).append(result)
+    rows = {key: _row(members) for key, members in groups.items()}
+    for key, row in rows.items():
+        baseline = rows.get(_group_key(groups[key][0], attention="none"))
+        if baseline is not None:
+            interval = welch_interval(row["accs"], baseline["accs"])
+            row.update(
+                diff=row["mean"] - baseline["mean"], ci=interval,
+                ci_includes_zero=None if interval is None else interval[0] <= 0 <= interval[1],
+                params_added=row["params"] - baseline["params"], macs_added=row["macs"] - baseline["macs"],
+            )
+        if latency_ms and row["attention"] in latency_ms and "none" in latency_ms:
+            row.update(latency_ms=latency_ms[row["attention"]],
+                       latency_added_ms=latency_ms[row["attention"]] - latency_ms["none"])
+    return sorted(rows.values(), key=lambda r: (r["depth"], r["epochs"], r["attention"] != "none", r["order"]))
+
+
+def summarize_dir(results_dir: str | os.PathLike) -> list[dict]:
+    """:func:`summarize` of every result file in ``results_dir``, with its latency file when present.
+
+    Raises ``FileNotFoundError`` naming the command that makes the files when there are none.
+    """
+    results_dir = Path(results_dir)
+    results = load_results(results_dir)
+    if not results:
+        raise FileNotFoundError(f"no result files in {results_dir}; make them with: python -m attn grid {results_dir.name}")
+    latency = latency_path(results_dir)
+    latency_ms = json.loads(latency.read_text())["latency_ms"] if latency.exists() else None
+    return summarize(results, latency_ms)
+
+
+def describe(row: dict) -> str:
+    """One sentence for the book: what was run, the accuracy over seeds, and what the difference to none says."""
+    text = (f"ResNet-{row['depth']} + {row['attention']}, {row['epochs']} epochs, {len(row['seeds'])} seeds, "
+            f"{row['data']}: test accuracy {_percent(row['mean'])} ± {_percent(row['std'])} %")
+    if row["attention"] == "none" or "diff" not in row:
+        return text + "."
+    if row["ci"] is None:
+        return text + f"; {_percent(row['diff'], True)} points vs none (too few seeds for an interval)."
+    low, high = (_percent(v, True) for v in row["ci"])
+    verdict = ("the interval contains 0: this grid cannot tell it from no attention" if row["ci_includes_zero"]
+               else "the interval excludes 0")
+    return text + f"; {_percent(row['diff'], True)} points vs none, 95 % CI [{low}, {high}]: {verdict}."
+
+
+def _row(members: list[dict]) -> dict:
+    members = sorted(members, key=lambda m: m["config"]["train"]["seed"])
+    accs = [m["final_test_acc"] for m in members]
+    first = members[0]
+    names = available()  # the book's order of the mechanisms
+    attention = first["config"]["attention"]
+    return {
+        "depth": first["config"]["depth"],
+        "attention": attention,
+        "order": names.index(attention) if attention in names else len(names),
+        "epochs": first["config"]["train"]["epochs"],
+        "seeds": [m["config"]["train"]["seed"] for m in members],
+        "accs": accs,
+        "mean": statistics.fmean(accs),
+        "std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+        "params": first["params"],
+        "macs": first["macs"],
+        "data": first["data"]["source"],
+        "images_per_s": statistics.fmean(m["images_per_s"] for m in members),
+    }
+
+
+def _percent(value: float, sign: bool = False) -> str:
+    return f"{100 * value:+.2f}" if sign else f"{100 * value:.2f}"
+
+
+def _difference(row: dict) -> str:
+    if row["attention"] == "none" or "diff" not in row:
+        return ""
+    interval = row["ci"]
+    if interval is None:
+        return f"{_percent(row['diff'], True)} (no interval)"
+    verdict = "contains 0" if row["ci_includes_zero"] else "excludes 0"
+    return f"{_percent(row['diff'], True)} [{_percent(interval[0], True)}, {_percent(interval[1], True)}] {verdict}"
+
+
+def format_summary(rows: list[dict], markdown: bool = False) -> str:
+    """The summary as a plain-text table, or a Markdown table (``markdown=True``) for the book.
+
+    Accuracies in percent: mean ± std over seeds; the difference to ``none`` with its 95 %
+    Welch interval and whether the interval contains zero.
+    """
+    header = ["model", "attention", "seeds", "test acc (%)", "Δ vs none, 95 % CI (points)", "params", "+params",
+              "+MACs", "latency (ms)", "+latency (ms)", "data"]
+    table = []
+    for row in rows:
+        latency = f"{row['latency_ms']:.3f}" if "latency_ms" in row else ""
+        latency_added = f"{row['latency_added_ms']:+.3f}" if "latency_added_ms" in row and row["attention"] != "none" else ""
+        table.append([
+            f"ResNet-{row['depth']} ({row['epochs']} ep)", row["attention"], str(len(row["seeds"])),
+            f"{_percent(row['mean'])} ± {_percent(row['std'])}", _difference(row), f"{row['params']:,}",
+            f"{row.get('params_added', 0):+,}" if row["attention"] != "none" else "",
+            f"{row.get('macs_added', 0):+,}" if row["attention"] != "none" else "",
+            latency, latency_added, row["data"],
+        ])
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(cells) + " |" for cells in table]
+        return "\n".join(lines)
+    widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(header)]
+    fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([fmt(header), *(fmt(cells) for cells in table)])
+

@@ -1,0 +1,73 @@
+"""Grids: one result file per run, skipped when present, written atomically; the summary."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+
+import attn
+from attn import experiments
+from attn.experiments import RunConfig, grid, result_path, run
+from attn.train import TrainConfig
+from test_train import synthetic
+
+TINY_RUN = RunConfig(depth=8, attention="eca", train=TrainConfig(epochs=1, batch_size=64, eval_batch_size=64))
+
+
+def test_run_writes_one_complete_result_file_and_skips_it_next_time(tmp_path, monkeypatch):
+    result = run(TINY_RUN, synthetic(), tmp_path, progress=False)
+    path = result_path(TINY_RUN, tmp_path)
+    assert path.exists() and json.loads(path.read_text()) == result
+    assert path.name.startswith("resnet8-eca-e1-s0-")
+    for key in ("config", "data", "history", "final_test_acc", "params", "macs", "wall_seconds",
+                "images_per_s", "environment"):
+        assert key in result
+    assert result["data"]["source"] == "synthetic" and result["params"] > 0
+    assert {"torch", "device", "git_commit"} <= set(result["environment"])
+    assert not (tmp_path / ".checkpoints" / f"{TINY_RUN.key}.pt").exists()
+
+    monkeypatch.setattr(experiments, "fit", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    assert run(TINY_RUN, synthetic(), tmp_path) == result
+
+
+def test_a_failed_write_leaves_no_result_file(tmp_path, monkeypatch):
+    def broken_dumps(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(experiments.json, "dumps", broken_dumps)
+    with pytest.raises(OSError, match="disk full"):
+        run(TINY_RUN, synthetic(), tmp_path, progress=False)
+    assert not list(tmp_path.glob("*.json"))
+
+
+def test_key_changes_with_any_part_of_the_configuration():
+    keys = {
+        TINY_RUN.key,
+        replace(TINY_RUN, attention="se").key,
+        replace(TINY_RUN, attention_kwargs={"kernel_size": 5}).key,
+        replace(TINY_RUN, train=replace(TINY_RUN.train, seed=1)).key,
+        replace(TINY_RUN, train=replace(TINY_RUN.train, lr=0.2)).key,
+        replace(TINY_RUN, train_size=1000).key,
+    }
+    assert len(keys) == 6
+
+
+def test_named_grids():
+    ablation = grid("ablation")
+    assert len(ablation) == 12 * 3 and {c.attention for c in ablation} == {"none", *attn.available()}
+    assert [c.train.seed for c in ablation[:12]] == [0] * 12  # seed-major: every variant of seed 0 first
+    assert all(c.depth == 8 and c.train.epochs >= 10 for c in ablation)
+    main = grid("main")
+    assert {c.attention for c in main} == {"none", "se", "eca", "ge_theta_minus", "ge_theta_plus", "nam"}
+    assert all(c.depth == 20 and c.train.epochs >= 10 for c in main) and len(main) == 18
+    with pytest.raises(ValueError, match="unknown grid 'huge'"):
+        grid("huge")
+
+
+def test_a_cached_result_from_another_data_source_is_refused(tmp_path):
+    run(TINY_RUN, synthetic(), tmp_path, progress=False)
+    other = replace(synthetic(), source="CIFAR-10")
+    with pytest.raises(ValueError, match="measured on 'synthetic', but the data given is 'CIFAR-10'"):
+        run(TINY_RUN, other, tmp_path)

@@ -1,0 +1,93 @@
+"""The command line: help, one-line errors with exit status 2, and a real (tiny) training run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import attn.data as data
+from attn.__main__ import main
+from test_data import TINY, _files, _tar
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, f"expected one line, got:\n{err}"
+    return err
+
+
+@pytest.mark.parametrize("command", ["train", "grid", "latency", "summary", "profile"])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "--help"])
+    assert exit_.value.code == 0 and "usage: python -m attn " + command in capsys.readouterr().out
+
+
+def test_module_entry_point():
+    out = subprocess.run([sys.executable, "-m", "attn", "--help"], capture_output=True, text=True, check=True).stdout
+    assert "{train,grid,latency,summary,profile}" in out
+
+
+def test_unknown_attention_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--attention", "sse"])
+    assert exit_.value.code == 2 and "invalid choice: 'sse'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--attention", "eca", "--attention-arg", "reduction=8"], "attention 'eca' does not take 'reduction'"),
+    (["train", "--attention-arg", "reduction"], "--attention-arg takes KEY=VALUE"),
+    (["train", "--depth", "18"], "depth must be 6n + 2"),
+    (["train", "--epochs", "0"], "epochs must be a positive integer"),
+    (["grid", "ablation", "--shard", "2/2"], "--shard takes I/N"),
+])
+def test_errors_are_one_line_with_status_2(argv, message, capsys):
+    assert main(argv) == 2
+    line = _error_line(capsys)
+    assert line.startswith(f"python -m attn {argv[0]}: error: ") and message in line
+
+
+def test_missing_dataset_names_the_ways_to_provide_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("ATTN_CIFAR10_ARCHIVE", raising=False)
+    assert main(["train", "--depth", "8", "--root", str(tmp_path), "--no-download", "--results", str(tmp_path)]) == 2
+    line = _error_line(capsys)
+    assert "CIFAR-10 not found" in line and "ATTN_CIFAR10_ARCHIVE" in line and "download" in line
+
+
+def test_summary_of_an_empty_folder(tmp_path, capsys):
+    assert main(["summary", str(tmp_path)]) == 2
+    line = _error_line(capsys)
+    assert "no result files" in line and f"python -m attn grid {tmp_path.name}" in line
+
+
+def test_profile(capsys):
+    assert main(["profile", "--depth", "8", "--attention", "se", "--attention-arg", "reduction=4"]) == 0
+    out = capsys.readouterr().out
+    assert "ResNet-8 + se:" in out and "parameters" in out and "CPU latency" in out
+
+
+def test_train_on_a_tiny_archive_writes_a_result(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "EXPECTED_SIZES", TINY)
+    archive = _tar(tmp_path / "tiny.tar.gz", _files())
+    argv = ["train", "--depth", "8", "--attention", "se", "--epochs", "1", "--batch-size", "8",
+            "--archive", str(archive), "--root", str(tmp_path / "root"), "--results", str(tmp_path / "results")]
+    assert main(argv) == 0
+    assert "final test accuracy" in capsys.readouterr().out
+    (path,) = (tmp_path / "results").glob("*.json")
+    result = json.loads(path.read_text())
+    assert result["data"] == {"source": "CIFAR-10 (JPEG copy)", "train_size": 20, "test_size": 10}
+    assert result["config"]["attention"] == "se" and len(result["history"]) == 1
+
+
+def test_latency_writes_the_file_the_summary_reads(tmp_path, monkeypatch, capsys):
+    import attn.__main__ as cli
+
+    monkeypatch.setattr(cli, "compare_latency", lambda models, shape, rounds: {name: 1.0 + i for i, name in enumerate(models)})
+    results = tmp_path / "ablation"
+    assert main(["latency", "ablation", "--results", str(results), "--rounds", "1"]) == 0
+    written = json.loads((tmp_path / "latency-ablation.json").read_text())
+    assert written["latency_ms"]["none"] == 1.0 and written["input_shape"] == [1, 3, 32, 32]
+    assert "torch" in written["environment"]

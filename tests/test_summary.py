@@ -1,0 +1,75 @@
+"""The grid summary: seeds grouped, differences to none with Welch intervals, costs, tables."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict, replace
+
+import pytest
+from scipy import stats
+
+from attn.experiments import RunConfig, load_results
+from attn.summary import describe, format_summary, summarize, summarize_dir, welch_interval
+from attn.train import TrainConfig
+
+BASE = RunConfig(depth=8, train=TrainConfig(epochs=10))
+
+
+def fake_result(attention: str, seed: int, acc: float, params: int = 100, macs: int = 1000) -> dict:
+    config = replace(BASE, attention=attention, train=replace(BASE.train, seed=seed))
+    return {"key": config.key, "config": json.loads(json.dumps(asdict(config))), "final_test_acc": acc,
+            "params": params, "macs": macs, "data": {"source": "synthetic"}, "images_per_s": 10.0}
+
+
+RESULTS = (
+    [fake_result("none", s, a) for s, a in enumerate([0.80, 0.82, 0.84])]
+    + [fake_result("se", s, a, params=150, macs=1010) for s, a in enumerate([0.90, 0.91, 0.92])]
+    + [fake_result("eca", s, a, params=103, macs=1000) for s, a in enumerate([0.79, 0.83, 0.85])]
+)
+
+
+def test_welch_interval_matches_the_textbook_formula():
+    a, b = [0.90, 0.91, 0.92], [0.80, 0.82, 0.84]
+    va, vb = statistics.variance(a) / 3, statistics.variance(b) / 3
+    df = (va + vb) ** 2 / (va**2 / 2 + vb**2 / 2)
+    half = stats.t.ppf(0.975, df) * (va + vb) ** 0.5
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    assert welch_interval(a, b) == pytest.approx((diff - half, diff + half))
+    assert welch_interval([0.9], b) is None and welch_interval([0.5, 0.5], [0.5, 0.5]) is None
+
+
+def test_summary_groups_seeds_and_compares_with_none(tmp_path):
+    for result in RESULTS:
+        (tmp_path / f"{result['key']}.json").write_text(json.dumps(result))
+    rows = {row["attention"]: row for row in summarize(load_results(tmp_path), latency_ms={"none": 1.0, "se": 1.25})}
+    assert [r for r in rows] == ["none", "se", "eca"]  # none first, then the book's order
+    none, se, eca = rows["none"], rows["se"], rows["eca"]
+    assert none["seeds"] == [0, 1, 2] and none["mean"] == pytest.approx(0.82) and none["std"] == pytest.approx(0.02)
+    assert se["diff"] == pytest.approx(0.09) and se["ci_includes_zero"] is False
+    assert se["params_added"] == 50 and se["macs_added"] == 10 and se["latency_added_ms"] == pytest.approx(0.25)
+    assert eca["ci_includes_zero"] is True and "latency_ms" not in eca
+    assert none["diff"] == 0.0
+
+
+def test_tables_show_mean_std_interval_and_verdict():
+    rows = summarize(RESULTS)
+    text = format_summary(rows)
+    assert "82.00 ± 2.00" in text and "+9.00 [" in text and "excludes 0" in text and "contains 0" in text
+    markdown = format_summary(rows, markdown=True).splitlines()
+    assert markdown[0].startswith("| model | attention |") and len(markdown) == 2 + 3
+
+
+def test_summarize_dir_reads_results_and_latency_and_describe_says_what_the_interval_means(tmp_path):
+    grid_dir = tmp_path / "ablation"
+    grid_dir.mkdir()
+    for result in RESULTS:
+        (grid_dir / f"{result['key']}.json").write_text(json.dumps(result))
+    (tmp_path / "latency-ablation.json").write_text(json.dumps({"latency_ms": {"none": 2.0, "se": 2.5, "eca": 2.1}}))
+    rows = {row["attention"]: row for row in summarize_dir(grid_dir)}
+    assert rows["eca"]["latency_added_ms"] == pytest.approx(0.1)
+    assert describe(rows["none"]) == "ResNet-8 + none, 10 epochs, 3 seeds, synthetic: test accuracy 82.00 ± 2.00 %."
+    assert "+9.00 points vs none, 95 % CI [" in describe(rows["se"]) and "excludes 0" in describe(rows["se"])
+    assert "cannot tell it from no attention" in describe(rows["eca"])
+    with pytest.raises(FileNotFoundError, match="python -m attn grid empty"):
+        summarize_dir(tmp_path / "empty")
