@@ -7,6 +7,7 @@ same shape and takes the channel count ``C`` as its first argument.
 from .channel_gate import ChannelGate
 from .eca import ECANoSharing, EfficientChannelAttention, eca_kernel_size
 from .gather_excite import GatherExcite
+from .integrations import add_attention
 from .nam import NAM, nam_sparsity_loss
 from .registry import available, create, register
 from .se import SqueezeExcite
@@ -18,6 +19,7 @@ __all__ = [
     "available",
     "create",
     "register",
+    "add_attention",
     "eca_kernel_size",
     "nam_sparsity_loss",
     "ChannelGate",

@@ -134,28 +134,30 @@ class WholeMapDepthwiseConv(nn.Conv2d):
 
     ``(N, C, H, W) -> (N, C, 1, 1)``: each channel's map is weighted by its own kernel and
     summed. The parameters are those of ``nn.Conv2d(C, C, (H, W), groups=C, bias=False)``;
-    the forward pass is a multiply-and-sum, which is 2-3x faster than the convolution on CPU.
+    the forward pass is one ``einsum`` (a batched dot product per channel), about 2x faster
+    than the grouped convolution on CPU (forward + backward, measured at (128, 16, 32, 32) and
+    (128, 64, 8, 8)) and, unlike an elementwise multiply-and-sum, counted by FLOP counters.
     """
 
     def __init__(self, channels: int, spatial_size: tuple[int, int]) -> None:
         super().__init__(channels, channels, spatial_size, groups=channels, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x * self.weight[:, 0]).sum((2, 3), keepdim=True)
+        return torch.einsum("nchw,chw->nc", x, self.weight[:, 0])[:, :, None, None]
 
 
 def _scale(x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     """``x * upsample_nearest(gate)`` for ``x`` ``(N, C, H, W)``, ``gate`` ``(N, C, h, w)``.
 
-    When ``H = h * e`` and ``W = w * e`` nearest upsampling repeats every gate value over
-    an ``e x e`` block, so the product is a broadcast over a ``(N, C, h, e, w, e)`` view of
-    ``x`` and the upsampled gate is never materialised. Other sizes use ``F.interpolate``.
+    When ``H = h * e`` and ``W = w * e`` nearest upsampling repeats every gate value over an
+    ``e x e`` block, which ``repeat_interleave`` does directly: forward + backward at
+    (128, 64, 32, 32), extent 2, it measured 0.64x the time of ``F.interpolate`` and 0.86x
+    of a broadcast over a 6-D view of ``x``. Other sizes use ``F.interpolate``.
     """
-    n, c, height, width = x.shape
+    height, width = x.shape[-2:]
     h, w = gate.shape[-2:]
     if (h, w) == (1, 1):
         return x * gate
     if height % h or width % w:
         return x * F.interpolate(gate, size=(height, width), mode="nearest")
-    blocks = x.view(n, c, h, height // h, w, width // w) * gate.view(n, c, h, 1, w, 1)
-    return blocks.view(n, c, height, width)
+    return x * gate.repeat_interleave(height // h, dim=2).repeat_interleave(width // w, dim=3)

@@ -163,3 +163,11 @@ def test_a_declared_spatial_size_is_checked(variant, extent):
     module = GatherExcite(16, variant, extent=extent, spatial_size=8)
     with pytest.raises(ValueError, match=r"built for spatial_size=\(8, 8\), got an input of spatial size \(16, 16\)"):
         module(torch.randn(1, 16, 16, 16))
+
+
+def test_flop_counters_see_the_whole_map_gather():
+    """The learned global gather costs C*H*W multiply-accumulates per image, like the convolution it replaces."""
+    from attn.profile import count_macs
+
+    conv = WholeMapDepthwiseConv(8, (5, 7))
+    assert count_macs(conv, (2, 8, 5, 7)) == 2 * 8 * 5 * 7
