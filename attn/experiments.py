@@ -30,7 +30,7 @@ from .registry import available
 from .train import TrainConfig, fit, select_device
 
 __all__ = [
-    "RunConfig", "GRIDS", "GRID_DIRS", "grid", "budget_config", "default_runs_dir", "validate", "result_path", "run",
+    "RunConfig", "GRID_RECIPE", "GRIDS", "GRID_DIRS", "grid", "budget_config", "default_runs_dir", "validate", "result_path", "run",
     "run_grid", "load_results", "latency_path", "environment", "write_json_atomically",
 ]
 
@@ -55,6 +55,14 @@ class RunConfig:
         return f"resnet{self.depth}-{self.attention}-e{self.train.epochs}-s{self.train.seed}-{digest}"
 
 
+# The recipe every grid trains with, written out in full so that a later change of
+# TrainConfig's defaults cannot silently mix two recipes within one grid's results.
+GRID_RECIPE: dict[str, object] = {
+    "batch_size": 128, "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+    "label_smoothing": 0.1, "schedule": "onecycle", "warmup": 0.15, "channels_last": True,
+    "precision": "auto", "nam_sparsity": 0.0, "device": "auto", "eval_batch_size": 500,
+}
+
 # The book's grids. Runs are ordered seed by seed, so a grid stopped half way has every
 # variant for the first seeds rather than every seed of the first variants.
 GRIDS: dict[str, dict[str, object]] = {
@@ -75,7 +83,8 @@ def grid(name: str) -> list[RunConfig]:
         raise ValueError(f"unknown grid {name!r}; known: {', '.join(GRIDS)}")
     spec = GRIDS[name]
     return [
-        RunConfig(depth=spec["depth"], attention=attention, train=TrainConfig(epochs=spec["epochs"], seed=seed))
+        RunConfig(depth=spec["depth"], attention=attention,
+                  train=TrainConfig(**GRID_RECIPE, epochs=spec["epochs"], seed=seed))
         for seed in spec["seeds"] for attention in spec["attentions"]
     ]
 

@@ -71,3 +71,10 @@ def test_a_cached_result_from_another_data_source_is_refused(tmp_path):
     other = replace(synthetic(), source="CIFAR-10")
     with pytest.raises(ValueError, match="measured on 'synthetic', but the data given is 'CIFAR-10'"):
         run(TINY_RUN, other, tmp_path)
+
+
+def test_grid_recipe_names_every_training_field():
+    """A new TrainConfig field must be pinned in GRID_RECIPE too, or grids would follow a changed default."""
+    from attn.experiments import GRID_RECIPE
+
+    assert set(GRID_RECIPE) | {"epochs", "seed"} == set(experiments.asdict(TrainConfig()))
