@@ -12,7 +12,6 @@ Errors (a bad name, a missing dataset, ...) print one line and exit with status 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 

@@ -23,3 +23,13 @@ def build_kwargs(name: str, spatial_size: int) -> dict[str, object]:
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module's tests, restored afterwards: tiny inputs gain nothing from a
+    second thread, and on a busy 2-core machine two threads wait for each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

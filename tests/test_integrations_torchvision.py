@@ -21,13 +21,7 @@ ANY_SIZE = {"se": {}, "eca": {}, "ge_theta_minus": {}, "ge_theta": {"extent": 4}
 INPUT = (1, 3, 32, 32)  # small: layer4 of a ResNet sees 1x1 maps, enough to check the wiring
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny inputs gain nothing from a second thread, and on a busy 2-core machine two threads wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 def build(name: str) -> nn.Module:

@@ -27,13 +27,7 @@ needs_ultralytics = pytest.mark.skipif(
 ATTENTION_ROWS = (3, 6, 9, 12)  # where the example YAMLs put a module: after each backbone C2f
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny inputs gain nothing from a second thread, and on a busy 2-core machine two threads wait for each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # see conftest.one_thread
 
 
 # --- without Ultralytics ---------------------------------------------------------------------
