@@ -110,10 +110,7 @@ def _grid(args: argparse.Namespace) -> None:
     print(f"grid {args.name!r}: {len(configs)} runs, shard {index}/{count} has {len(mine)}, "
           f"{len(mine) - len(todo)} already in {results_dir}")
     if todo:
-        data = _load_data(args)
-        for number, config in enumerate(todo, 1):
-            print(f"[{number}/{len(todo)}] {config.key}", flush=True)
-            experiments.run(config, data, results_dir)
+        experiments.run_grid(todo, _load_data(args), results_dir)
     _print_summary(results_dir)
 
 

@@ -204,8 +204,18 @@ def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progre
 
 def run_grid(configs: Iterable[RunConfig], data: CIFAR10, results_dir: str | os.PathLike,
              progress: bool = True) -> list[dict]:
-    """Run every configuration in turn, skipping those already in ``results_dir``."""
-    return [run(config, data, results_dir, progress) for config in configs]
+    """Run the configurations in order, training those not yet in ``results_dir``; return every result.
+
+    With ``progress``, prints ``[i/n] <key>`` before each run it trains (``n`` = runs left), so a
+    log shows how far a long grid got, and each run shows its tqdm bars.
+    """
+    configs = list(configs)
+    todo = [config for config in configs if not result_path(config, results_dir).exists()]
+    for number, config in enumerate(todo, 1):
+        if progress:
+            print(f"[{number}/{len(todo)}] {config.key}", flush=True)
+        run(config, data, results_dir, progress)
+    return [run(config, data, results_dir) for config in configs]  # all cached now: read back in order
 
 
 def load_results(results_dir: str | os.PathLike) -> list[dict]:

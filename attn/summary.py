@@ -10,18 +10,20 @@ An interval that contains zero means the grid cannot tell the variant from no at
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import statistics
+import subprocess
 from pathlib import Path
 from typing import Iterable
 
 from scipy import stats
 
-from .experiments import latency_path, load_results
+from .experiments import GRIDS, latency_path, load_results
 from .registry import available
 
-__all__ = ["summarize", "summarize_dir", "format_summary", "describe", "welch_interval"]
+__all__ = ["summarize", "summarize_dir", "format_summary", "describe", "welch_interval", "committed_results", "quote"]
 
 
 def welch_interval(a: list[float], b: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
@@ -89,8 +91,8 @@ def summarize_dir(results_dir: str | os.PathLike) -> list[dict]:
 
 def describe(row: dict) -> str:
     """One sentence for the book: what was run, the accuracy over seeds, and what the difference to none says."""
-    text = (f"ResNet-{row['depth']} + {row['attention']}, {row['epochs']} epochs, {len(row['seeds'])} seeds, "
-            f"{row['data']}: test accuracy {_percent(row['mean'])} ± {_percent(row['std'])} %")
+    text = (f"ResNet-{row['depth']} + {row['attention']}, {row['epochs']} epochs, {_seeds(row)}, "
+            f"{row['data']}: test accuracy {_accuracy(row)} %")
     if row["attention"] == "none" or "diff" not in row:
         return text + "."
     if row["ci"] is None:
@@ -99,6 +101,63 @@ def describe(row: dict) -> str:
     verdict = ("the interval contains 0: this grid cannot tell it from no attention" if row["ci_includes_zero"]
                else "the interval excludes 0")
     return text + f"; {_percent(row['diff'], True)} points vs none, 95 % CI [{low}, {high}]: {verdict}."
+
+
+def committed_results(start: str | os.PathLike | None = None) -> Path:
+    """The repository's committed ``results/`` folder, for the book's chapters.
+
+    Found in ``start`` (default: the working directory) or a folder above it, as when a
+    chapter runs from the repository's ``notebooks/``; otherwise (Colab, where a notebook
+    arrives alone) a shallow clone of the repository into the user cache, made once.
+    Raises ``FileNotFoundError`` saying what to do when neither works.
+    """
+    start = Path(start or Path.cwd()).resolve()
+    for folder in (start, *start.parents):
+        if (folder / "results" / "schema.json").is_file():
+            return folder / "results"
+    clone = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "attn" / "attention-book"
+    if not (clone / "results").is_dir():
+        urls = dict(url.split(", ", 1) for url in importlib.metadata.metadata("attn").get_all("Project-URL") or [])
+        if "Repository" not in urls:
+            raise FileNotFoundError("no results/ folder above the working directory, and the installed attn names "
+                                    "no repository to clone; run the chapter from the repository's notebooks/")
+        try:
+            subprocess.run(["git", "clone", "--quiet", "--depth", "1", urls["Repository"], str(clone)],
+                           check=True, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.SubprocessError) as error:
+            reason = getattr(error, "stderr", None) or error
+            raise FileNotFoundError(f"no results/ folder above the working directory, and cloning "
+                                    f"{urls['Repository']} failed ({str(reason).strip()}); clone the repository "
+                                    f"and run the chapter from its notebooks/ folder") from error
+    return clone / "results"
+
+
+def quote(attentions: str | Iterable[str], results: str | os.PathLike | None = None, markdown: bool = False) -> str:
+    """What the committed grids say about ``attentions``: one :func:`describe` sentence per grid and variant.
+
+    ``results`` defaults to :func:`committed_results`. A variant a grid includes but whose
+    runs are not committed yet gets a line saying so, with the command that makes them; one
+    the grid does not include gets no line. Never raises for missing files: the book's
+    chapters show whatever exists. ``markdown=True`` makes each line a list item.
+    """
+    names = [attentions] if isinstance(attentions, str) else list(attentions)
+    try:
+        results = Path(results) if results is not None else committed_results()
+    except FileNotFoundError as missing:
+        return f"No committed results to quote: {missing}"
+    lines = []
+    for grid, spec in GRIDS.items():
+        wanted = [name for name in names if name in spec["attentions"]]
+        if not wanted:
+            continue
+        try:
+            rows = {row["attention"]: row for row in summarize_dir(results / grid)}
+        except FileNotFoundError:
+            rows = {}
+        for name in wanted:
+            lines.append(f"{grid} grid: " + (describe(rows[name]) if name in rows else
+                         f"ResNet-{spec['depth']} + {name}: no runs committed yet (python -m attn grid {grid})."))
+    return "\n".join(f"- {line}" for line in lines) if markdown else "\n".join(lines)
 
 
 def _row(members: list[dict]) -> dict:
@@ -121,6 +180,17 @@ def _row(members: list[dict]) -> dict:
         "data": first["data"]["source"],
         "images_per_s": statistics.fmean(m["images_per_s"] for m in members),
     }
+
+
+def _seeds(row: dict) -> str:
+    return "1 seed" if len(row["seeds"]) == 1 else f"{len(row['seeds'])} seeds"
+
+
+def _accuracy(row: dict) -> str:
+    """``mean ± std`` over seeds; just the value for one seed, which has no spread to show."""
+    if len(row["seeds"]) == 1:
+        return _percent(row["mean"])
+    return f"{_percent(row['mean'])} ± {_percent(row['std'])}"
 
 
 def _percent(value: float, sign: bool = False) -> str:
@@ -151,7 +221,7 @@ def format_summary(rows: list[dict], markdown: bool = False) -> str:
         latency_added = f"{row['latency_added_ms']:+.3f}" if "latency_added_ms" in row and row["attention"] != "none" else ""
         table.append([
             f"ResNet-{row['depth']} ({row['epochs']} ep)", row["attention"], str(len(row["seeds"])),
-            f"{_percent(row['mean'])} ± {_percent(row['std'])}", _difference(row), f"{row['params']:,}",
+            _accuracy(row), _difference(row), f"{row['params']:,}",
             f"{row.get('params_added', 0):+,}" if row["attention"] != "none" else "",
             f"{row.get('macs_added', 0):+,}" if row["attention"] != "none" else "",
             latency, latency_added, row["data"],

@@ -11,6 +11,7 @@ notebooks are never touched (they are committed without outputs).
 
 from __future__ import annotations
 
+import ast
 import html
 import importlib
 import os
@@ -28,6 +29,8 @@ import yaml
 
 import attn
 from attn.budget import BUDGETS
+from attn.experiments import load_results
+from attn.summary import describe, format_summary, quote, summarize_dir
 from test_notebooks import colab_link
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -275,3 +278,40 @@ def test_budget_table_matches_attn_budget() -> None:
         sizes = [f"{size:,}" if size is not None else "all" for size in (budget.train_size, budget.test_size)]
         row = f"| `{budget.name}` | ResNet-{budget.depth} | {budget.epochs} | {sizes[0]} | {sizes[1]} |"
         assert row in text, f"book/how_to_read_and_run.md: the budget table should have the row {row!r}"
+
+
+def _outputs(cell: nbformat.NotebookNode, kind: str) -> list[str]:
+    """A code cell's displayed Markdown (``kind="markdown"``) or printed text (``kind="stream"``)."""
+    if kind == "stream":
+        return [output["text"] for output in cell.outputs if output["output_type"] == "stream"]
+    return [output["data"]["text/markdown"] for output in cell.outputs if "text/markdown" in output.get("data", {})]
+
+
+def test_every_quoted_row_is_generated_from_the_committed_files(stage: Path, nbmake_run) -> None:
+    """Each ``quote([...])`` cell shows exactly what :func:`attn.summary.quote` makes of ``results/``."""
+    quoted = 0
+    for page in NOTEBOOK_PAGES:
+        for cell in nbformat.read(stage / f"{page}.ipynb", as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            for match in re.finditer(r"\bquote\((\[[^\]]*\]|'[^']*'|\"[^\"]*\")", cell.source):
+                expected = quote(ast.literal_eval(match.group(1)), ROOT / "results", markdown=True)
+                assert expected in _outputs(cell, "markdown"), f"{page}: the quoted rows differ from results/"
+                quoted += 1
+    assert quoted >= 5, "every mechanism chapter (02-06) should quote its rows of the grids"
+
+
+def test_comparison_tables_are_generated_from_the_committed_files(stage: Path, nbmake_run) -> None:
+    """Chapter 7's tables and sentences are those attn.summary makes of the committed files, or say none exist."""
+    cells = [cell for cell in nbformat.read(stage / "notebooks" / "07_comparison.ipynb", as_version=4).cells
+             if cell.cell_type == "code"]
+    shown = [text for cell in cells for text in _outputs(cell, "markdown")]
+    printed = "".join(text for cell in cells for text in _outputs(cell, "stream"))
+    for grid in ("ablation", "main"):
+        if not load_results(ROOT / "results" / grid):
+            assert f"python -m attn grid {grid}" in printed, f"chapter 7 should say the {grid} grid is missing"
+            continue
+        rows = summarize_dir(ROOT / "results" / grid)
+        assert format_summary(rows, markdown=True) in shown, f"chapter 7's {grid} table differs from results/{grid}"
+        for row in rows:
+            assert describe(row) in printed, f"chapter 7 lacks the sentence for {grid}/{row['attention']}"

@@ -32,6 +32,18 @@ def test_run_writes_one_complete_result_file_and_skips_it_next_time(tmp_path, mo
     assert run(TINY_RUN, synthetic(), tmp_path) == result
 
 
+def test_run_grid_trains_only_what_is_missing_and_returns_every_result_in_order(tmp_path, monkeypatch, capsys):
+    first, second = TINY_RUN, replace(TINY_RUN, attention="se")
+    cached = run(first, synthetic(), tmp_path, progress=False)
+    trained = []
+    real_fit = experiments.fit
+    monkeypatch.setattr(experiments, "fit", lambda model, *a, **k: trained.append(model) or real_fit(model, *a, **k))
+    results = experiments.run_grid([first, second], synthetic(), tmp_path)
+    assert len(trained) == 1 and [r["key"] for r in results] == [first.key, second.key]
+    assert results[0] == cached
+    assert f"[1/1] {second.key}" in capsys.readouterr().out
+
+
 def test_a_failed_write_leaves_no_result_file(tmp_path, monkeypatch):
     def broken_dumps(*args, **kwargs):
         raise OSError("disk full")

@@ -10,7 +10,8 @@ import pytest
 from scipy import stats
 
 from attn.experiments import RunConfig, load_results
-from attn.summary import describe, format_summary, summarize, summarize_dir, welch_interval
+from attn import summary
+from attn.summary import committed_results, describe, format_summary, quote, summarize, summarize_dir, welch_interval
 from attn.train import TrainConfig
 
 BASE = RunConfig(depth=8, train=TrainConfig(epochs=10))
@@ -73,3 +74,54 @@ def test_summarize_dir_reads_results_and_latency_and_describe_says_what_the_inte
     assert "cannot tell it from no attention" in describe(rows["eca"])
     with pytest.raises(FileNotFoundError, match="python -m attn grid empty"):
         summarize_dir(tmp_path / "empty")
+
+
+def write_grid(folder, results) -> None:
+    folder.mkdir(parents=True)
+    for result in results:
+        (folder / f"{result['key']}.json").write_text(json.dumps(result))
+
+
+def test_one_seed_shows_no_spread():
+    rows = summarize([fake_result("none", 0, 0.8693)])
+    assert "86.93 %" in describe(rows[0]) and "1 seed," in describe(rows[0]) and "±" not in describe(rows[0])
+    assert "±" not in format_summary(rows)
+
+
+def test_quote_gives_each_grid_s_sentence_and_says_what_is_not_committed(tmp_path):
+    write_grid(tmp_path / "ablation", RESULTS)
+    text = quote(["none", "se", "nam"], tmp_path).splitlines()
+    ablation = [line for line in text if line.startswith("ablation grid: ")]
+    assert ablation[0] == "ablation grid: " + describe(summarize(RESULTS)[0])
+    assert ablation[1].startswith("ablation grid: ResNet-8 + se, 10 epochs, 3 seeds") and "+9.00 points" in ablation[1]
+    assert ablation[2] == "ablation grid: ResNet-8 + nam: no runs committed yet (python -m attn grid ablation)."
+    assert "main grid: ResNet-20 + se: no runs committed yet (python -m attn grid main)." in text
+    assert "recipe grid: ResNet-20 + none: no runs committed yet (python -m attn grid recipe)." in text
+    assert not any("se_var1" in line for line in quote("se_var1", tmp_path).splitlines() if line.startswith("main"))
+
+
+def test_committed_results_are_found_above_the_working_directory(tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "schema.json").write_text("{}")
+    (tmp_path / "notebooks").mkdir()
+    assert committed_results(tmp_path / "notebooks") == tmp_path / "results"
+
+
+def test_without_a_checkout_or_a_clone_the_error_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(summary.importlib.metadata, "metadata",
+                        lambda name: _Metadata(f"Repository, {tmp_path / 'no-such-repo'}"))
+    with pytest.raises(FileNotFoundError, match="cloning .*no-such-repo failed .*run the chapter from its notebooks/"):
+        committed_results(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert quote("se").startswith("No committed results to quote: ")
+
+
+class _Metadata:
+    """The part of ``importlib.metadata.metadata("attn")`` that :func:`committed_results` reads."""
+
+    def __init__(self, *urls: str) -> None:
+        self.urls = list(urls)
+
+    def get_all(self, key: str) -> list[str]:
+        return self.urls if key == "Project-URL" else []
