@@ -30,8 +30,8 @@ from .registry import available
 from .train import TrainConfig, fit, select_device
 
 __all__ = [
-    "RunConfig", "GRID_RECIPE", "GRIDS", "GRID_DIRS", "grid", "budget_config", "default_runs_dir", "validate", "result_path", "run",
-    "run_grid", "load_results", "latency_path", "environment", "write_json_atomically",
+    "RunConfig", "GRID_RECIPE", "GRIDS", "GRID_DIRS", "grid", "budget_config", "default_runs_dir", "validate", "result_path",
+    "weights_path", "run", "load_model", "run_grid", "load_results", "latency_path", "environment", "write_json_atomically",
 ]
 
 RESULT_VERSION = 1
@@ -154,16 +154,24 @@ def write_json_atomically(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
-def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progress: bool = True) -> dict:
+def weights_path(config: RunConfig, results_dir: str | os.PathLike) -> Path:
+    """Where ``run(..., keep_weights=True)`` saves the trained weights of ``config``."""
+    return Path(results_dir) / f"{config.key}.pt"
+
+
+def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progress: bool = True,
+        keep_weights: bool = False) -> dict:
     """Train one configuration, or return its result if ``results_dir`` already has it.
 
     The model is built after seeding with ``config.train.seed``, so the same configuration
     gives the same initial weights and, on the CPU, the same history. A checkpoint under
-    ``results_dir/.checkpoints`` lets an interrupted run continue from its last epoch.
+    ``results_dir/.checkpoints`` lets an interrupted run continue from its last epoch. With
+    ``keep_weights`` the trained weights are saved beside the result for :func:`load_model`
+    (a cached result without them is trained again).
     """
     results_dir = Path(results_dir)
     path = result_path(config, results_dir)
-    if path.exists():
+    if path.exists() and (not keep_weights or weights_path(config, results_dir).exists()):
         result = json.loads(path.read_text())
         if result["data"]["source"] != data.source:
             raise ValueError(
@@ -197,9 +205,28 @@ def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progre
         "environment": environment(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if keep_weights:  # before the result file, whose presence says the run is complete
+        weights = weights_path(config, results_dir)
+        tmp = weights.with_name(f".{weights.name}.{os.getpid()}.tmp")
+        torch.save(model.state_dict(), tmp)
+        os.replace(tmp, weights)
     write_json_atomically(path, result)
     checkpoint.unlink(missing_ok=True)
     return result
+
+
+def load_model(config: RunConfig, results_dir: str | os.PathLike, num_classes: int = 10) -> torch.nn.Module:
+    """The trained model of a run made with ``run(..., keep_weights=True)``, in eval mode.
+
+    Raises ``FileNotFoundError`` when the run's weights were not kept.
+    """
+    weights = weights_path(config, results_dir)
+    if not weights.exists():
+        raise FileNotFoundError(f"no weights for {config.key} in {results_dir}; train it with "
+                                f"attn.experiments.run(config, data, results_dir, keep_weights=True)")
+    model = cifar_resnet(config.depth, config.attention, num_classes, **config.attention_kwargs)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval()
 
 
 def run_grid(configs: Iterable[RunConfig], data: CIFAR10, results_dir: str | os.PathLike,

@@ -10,7 +10,7 @@ import pytest
 import attn
 from attn import experiments
 from attn.experiments import RunConfig, grid, result_path, run
-from attn.train import TrainConfig
+from attn.train import TrainConfig, evaluate
 from test_train import synthetic
 
 TINY_RUN = RunConfig(depth=8, attention="eca", train=TrainConfig(epochs=1, batch_size=64, eval_batch_size=64))
@@ -42,6 +42,18 @@ def test_run_grid_trains_only_what_is_missing_and_returns_every_result_in_order(
     assert len(trained) == 1 and [r["key"] for r in results] == [first.key, second.key]
     assert results[0] == cached
     assert f"[1/1] {second.key}" in capsys.readouterr().out
+
+
+def test_kept_weights_give_back_the_trained_model(tmp_path):
+    data = synthetic()
+    run(TINY_RUN, data, tmp_path, progress=False)
+    with pytest.raises(FileNotFoundError, match="keep_weights=True"):
+        experiments.load_model(TINY_RUN, tmp_path)
+    result = run(TINY_RUN, data, tmp_path, progress=False, keep_weights=True)  # cached without weights: trained again
+    model = experiments.load_model(TINY_RUN, tmp_path)
+    assert not model.training and experiments.weights_path(TINY_RUN, tmp_path).exists()
+    assert evaluate(model, data.test, batch_size=64)[1] == pytest.approx(result["final_test_acc"])
+    assert run(TINY_RUN, data, tmp_path, keep_weights=True) == result  # now cached with its weights
 
 
 def test_a_failed_write_leaves_no_result_file(tmp_path, monkeypatch):
