@@ -211,7 +211,8 @@ def format_summary(rows: list[dict], markdown: bool = False) -> str:
     """The summary as a plain-text table, or a Markdown table (``markdown=True``) for the book.
 
     Accuracies in percent: mean ± std over seeds; the difference to ``none`` with its 95 %
-    Welch interval and whether the interval contains zero.
+    Welch interval and whether the interval contains zero. In Markdown, a model or data
+    column that is the same in every row becomes a bold line above the table instead.
     """
     header = ["model", "attention", "seeds", "test acc (%)", "Δ vs none, 95 % CI (points)", "params", "+params",
               "+MACs", "latency (ms)", "+latency (ms)", "data"]
@@ -220,15 +221,18 @@ def format_summary(rows: list[dict], markdown: bool = False) -> str:
         latency = f"{row['latency_ms']:.3f}" if "latency_ms" in row else ""
         latency_added = f"{row['latency_added_ms']:+.3f}" if "latency_added_ms" in row and row["attention"] != "none" else ""
         table.append([
-            f"ResNet-{row['depth']} ({row['epochs']} ep)", row["attention"], str(len(row["seeds"])),
+            f"ResNet-{row['depth']}, {row['epochs']} epochs", row["attention"], str(len(row["seeds"])),
             _accuracy(row), _difference(row), f"{row['params']:,}",
             f"{row.get('params_added', 0):+,}" if row["attention"] != "none" else "",
             f"{row.get('macs_added', 0):+,}" if row["attention"] != "none" else "",
             latency, latency_added, row["data"],
         ])
     if markdown:
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join(cells) + " |" for cells in table]
+        constant = [i for i in (0, len(header) - 1) if table and len({cells[i] for cells in table}) == 1]
+        keep = [i for i in range(len(header)) if i not in constant]
+        lines = [f"**{', '.join(table[0][i] for i in constant)}**", ""] if constant else []
+        lines += ["| " + " | ".join(header[i] for i in keep) + " |", "|" + "---|" * len(keep)]
+        lines += ["| " + " | ".join(cells[i] for i in keep) + " |" for cells in table]
         return "\n".join(lines)
     widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731

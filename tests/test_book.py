@@ -315,3 +315,16 @@ def test_comparison_tables_are_generated_from_the_committed_files(stage: Path, n
         assert format_summary(rows, markdown=True) in shown, f"chapter 7's {grid} table differs from results/{grid}"
         for row in rows:
             assert describe(row) in printed, f"chapter 7 lacks the sentence for {grid}/{row['attention']}"
+
+
+def test_generated_tables_and_quotes_render_as_html(site) -> None:
+    """Displayed Markdown is parsed (MyST), so the tables are <table>s and the quotes list items, not raw text."""
+    html_dir, _ = site
+    comparison = (html_dir / "notebooks" / "07_comparison.html").read_text()
+    assert "| attention |" not in comparison, "chapter 7 shows a summary table as raw Markdown"
+    for grid in ("ablation", "main"):
+        for row in summarize_dir(ROOT / "results" / grid) if load_results(ROOT / "results" / grid) else []:
+            cell = rf"<td[^>]*>\s*(?:<p>)?{re.escape(row['attention'])}\s*(?:</p>)?\s*</td>"
+            assert re.search(cell, comparison), f"chapter 7's {grid} table has no cell for {row['attention']}"
+    se_page = (html_dir / "notebooks" / "02_se.html").read_text()
+    assert re.search(r"<li>\s*(?:<p>)?ablation grid: ResNet-8 \+ none", se_page), "chapter 2's quoted rows are not a list"

@@ -57,8 +57,13 @@ def test_tables_show_mean_std_interval_and_verdict():
     rows = summarize(RESULTS)
     text = format_summary(rows)
     assert "82.00 ± 2.00" in text and "+9.00 [" in text and "excludes 0" in text and "contains 0" in text
+    assert text.splitlines()[0].startswith("model") and "ResNet-8, 10 epochs" in text
     markdown = format_summary(rows, markdown=True).splitlines()
-    assert markdown[0].startswith("| model | attention |") and len(markdown) == 2 + 3
+    assert markdown[0] == "**ResNet-8, 10 epochs, synthetic**" and markdown[1] == ""
+    assert markdown[2].startswith("| attention | seeds |") and "synthetic" not in markdown[2]
+    assert len(markdown) == 2 + 2 + 3
+    mixed = format_summary(rows + summarize([fake_result("none", 0, 0.5) | {"data": {"source": "other"}}]), markdown=True)
+    assert mixed.splitlines()[0] == "**ResNet-8, 10 epochs**" and mixed.splitlines()[2].endswith("| data |")
 
 
 def test_summarize_dir_reads_results_and_latency_and_describe_says_what_the_interval_means(tmp_path):
