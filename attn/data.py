@@ -31,6 +31,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from .files import cache_dir, write_atomically
+
 __all__ = [
     "CLASSES",
     "MEAN",
@@ -95,7 +97,7 @@ class CIFAR10:
 
 def default_root() -> Path:
     """``$XDG_CACHE_HOME/attn/cifar10`` (``~/.cache/attn/cifar10``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "attn" / "cifar10"
+    return cache_dir("cifar10")
 
 
 def load_cifar10(
@@ -172,11 +174,9 @@ def _from_archive(archive: Path, root: Path, progress: bool) -> CIFAR10:
                       for name in EXPECTED_SIZES}
     else:
         splits = read_archive(archive, progress=progress)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, **{f"{name}_{kind}": getattr(split, kind).numpy()
-                         for name, split in splits.items() for kind in ("images", "labels")})
-        os.replace(tmp, cache)
+        arrays = {f"{name}_{kind}": getattr(split, kind).numpy() for name, split in splits.items()
+                  for kind in ("images", "labels")}
+        write_atomically(cache, lambda tmp: np.savez(tmp, **arrays), suffix=".npz")
     return CIFAR10(splits["train"], splits["test"], CLASSES, ARCHIVE_SOURCE)
 
 

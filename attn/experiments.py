@@ -24,6 +24,7 @@ import torch
 
 from .budget import Budget
 from .data import CIFAR10, stratified_subset
+from .files import cache_dir, write_atomically
 from .models import cifar_resnet
 from .profile import count_macs, count_parameters
 from .registry import available
@@ -100,7 +101,7 @@ def budget_config(budget: Budget, attention: str = "none", seed: int = 0, **atte
 
 def default_runs_dir() -> Path:
     """Where notebooks keep their run results: ``$XDG_CACHE_HOME/attn/runs`` (never inside the repository)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "attn" / "runs"
+    return cache_dir("runs")
 
 
 def validate(config: RunConfig) -> None:
@@ -148,10 +149,8 @@ def _git(*args: str) -> str | None:
 
 def write_json_atomically(path: Path, payload: dict) -> None:
     """Write to a temporary file beside ``path``, then rename it over ``path``: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(payload, indent=1, sort_keys=True) + "\n"
+    write_atomically(path, lambda tmp: tmp.write_text(text))
 
 
 def weights_path(config: RunConfig, results_dir: str | os.PathLike) -> Path:
@@ -206,10 +205,7 @@ def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progre
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if keep_weights:  # before the result file, whose presence says the run is complete
-        weights = weights_path(config, results_dir)
-        tmp = weights.with_name(f".{weights.name}.{os.getpid()}.tmp")
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, weights)
+        write_atomically(weights_path(config, results_dir), lambda tmp: torch.save(model.state_dict(), tmp))
     write_json_atomically(path, result)
     checkpoint.unlink(missing_ok=True)
     return result
@@ -238,11 +234,13 @@ def run_grid(configs: Iterable[RunConfig], data: CIFAR10, results_dir: str | os.
     """
     configs = list(configs)
     todo = [config for config in configs if not result_path(config, results_dir).exists()]
-    for number, config in enumerate(todo, 1):
-        if progress:
-            print(f"[{number}/{len(todo)}] {config.key}", flush=True)
-        run(config, data, results_dir, progress)
-    return [run(config, data, results_dir) for config in configs]  # all cached now: read back in order
+    numbers = {config.key: number for number, config in enumerate(todo, 1)}
+    results = []
+    for config in configs:
+        if progress and config.key in numbers:
+            print(f"[{numbers[config.key]}/{len(todo)}] {config.key}", flush=True)
+        results.append(run(config, data, results_dir, progress))
+    return results
 
 
 def load_results(results_dir: str | os.PathLike) -> list[dict]:

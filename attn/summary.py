@@ -21,6 +21,7 @@ from typing import Iterable
 from scipy import stats
 
 from .experiments import GRIDS, latency_path, load_results
+from .files import cache_dir
 from .registry import available
 
 __all__ = ["summarize", "summarize_dir", "format_summary", "describe", "welch_interval", "committed_results", "quote"]
@@ -115,7 +116,7 @@ def committed_results(start: str | os.PathLike | None = None) -> Path:
     for folder in (start, *start.parents):
         if (folder / "results" / "schema.json").is_file():
             return folder / "results"
-    clone = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "attn" / "attention-book"
+    clone = cache_dir("attention-book")
     if not (clone / "results").is_dir():
         urls = dict(url.split(", ", 1) for url in importlib.metadata.metadata("attn").get_all("Project-URL") or [])
         if "Repository" not in urls:

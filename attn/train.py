@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .data import BatchLoader, CIFAR10, Split
+from .files import write_atomically
 from .nam import nam_sparsity_loss
 
 __all__ = ["TrainConfig", "EpochStats", "fit", "evaluate", "select_device", "learning_rate"]
@@ -238,12 +239,10 @@ def fit(
 
 def _save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                      scaler: torch.amp.GradScaler, state: _State) -> None:
-    """Write the checkpoint to a temporary file, then rename it over ``path`` (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                "epoch": state.epoch, "history": state.history}, tmp)
-    os.replace(tmp, path)
+    """Write the checkpoint atomically: an interrupted save leaves the previous one intact."""
+    checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                  "epoch": state.epoch, "history": state.history}
+    write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
 def _load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
