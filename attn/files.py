@@ -18,10 +18,15 @@ def write_atomically(path: Path, write: Callable[[Path], None], suffix: str = ""
     """Call ``write(tmp)`` for a temporary file beside ``path``, then rename it over ``path``.
 
     The rename is atomic on POSIX, so a reader sees the old file or the whole new one, never
-    half of it, and a write that fails leaves ``path`` untouched. ``suffix`` ends the temporary
-    name, for writers that append one themselves (``numpy.savez`` adds ``.npz``).
+    half of it; a write that fails leaves ``path`` untouched and removes its temporary file.
+    ``suffix`` ends the temporary name, for writers that append one themselves (``numpy.savez``
+    adds ``.npz``).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -21,7 +21,7 @@ def test_write_atomically_replaces_the_file_and_leaves_no_temporary(tmp_path):
     assert path.read_text() == "two" and [p.name for p in path.parent.iterdir()] == ["file.txt"]
 
 
-def test_a_failed_write_leaves_the_old_file_untouched(tmp_path):
+def test_a_failed_write_leaves_the_old_file_untouched_and_no_temporary(tmp_path):
     path = tmp_path / "file.txt"
     path.write_text("old")
 
@@ -31,7 +31,7 @@ def test_a_failed_write_leaves_the_old_file_untouched(tmp_path):
 
     with pytest.raises(OSError, match="disk full"):
         write_atomically(path, broken)
-    assert path.read_text() == "old"
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["file.txt"]
 
 
 def test_the_suffix_ends_the_temporary_name(tmp_path):
