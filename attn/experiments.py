@@ -28,7 +28,7 @@ from .files import cache_dir, write_atomically
 from .models import cifar_resnet
 from .profile import count_macs, count_parameters
 from .registry import available
-from .train import TrainConfig, fit, select_device
+from .train import TrainConfig, fit, resolve_precision, select_device
 
 __all__ = [
     "RunConfig", "GRID_RECIPE", "GRIDS", "GRID_DIRS", "grid", "budget_config", "default_runs_dir", "validate", "result_path",
@@ -49,19 +49,26 @@ class RunConfig:
     test_size: int | None = None
     train: TrainConfig = TrainConfig()
 
+    def resolved(self) -> RunConfig:
+        """This configuration with ``precision="auto"`` replaced by what it means on this machine
+        (:func:`attn.train.resolve_precision`): a result records how it was computed."""
+        precision = resolve_precision(self.train.precision, select_device(self.train.device))
+        return dataclasses.replace(self, train=dataclasses.replace(self.train, precision=precision))
+
     @property
     def key(self) -> str:
-        """``resnet20-eca-e30-s0-<hash>``: readable, and unique for the whole configuration."""
-        digest = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+        """``resnet20-eca-e30-s0-<hash>``: readable, and unique for the whole resolved configuration."""
+        digest = hashlib.sha256(json.dumps(asdict(self.resolved()), sort_keys=True).encode()).hexdigest()[:10]
         return f"resnet{self.depth}-{self.attention}-e{self.train.epochs}-s{self.train.seed}-{digest}"
 
 
 # The recipe every grid trains with, written out in full so that a later change of
-# TrainConfig's defaults cannot silently mix two recipes within one grid's results.
+# TrainConfig's defaults cannot silently mix two recipes within one grid's results. fp32,
+# as the committed grids were trained, on any machine (precision="auto" depends on the CPU).
 GRID_RECIPE: dict[str, object] = {
     "batch_size": 128, "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
     "label_smoothing": 0.1, "schedule": "onecycle", "warmup": 0.15, "channels_last": True,
-    "precision": "auto", "nam_sparsity": 0.0, "device": "auto", "eval_batch_size": 500,
+    "precision": "fp32", "nam_sparsity": 0.0, "device": "auto", "eval_batch_size": 500,
 }
 
 # The book's grids. Runs are ordered seed by seed, so a grid stopped half way has every
@@ -166,8 +173,10 @@ def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progre
     gives the same initial weights and, on the CPU, the same history. A checkpoint under
     ``results_dir/.checkpoints`` lets an interrupted run continue from its last epoch. With
     ``keep_weights`` the trained weights are saved beside the result for :func:`load_model`
-    (a cached result without them is trained again).
+    (a cached result without them is trained again). The result records the configuration
+    resolved for this machine (:meth:`RunConfig.resolved`).
     """
+    config = config.resolved()
     results_dir = Path(results_dir)
     path = result_path(config, results_dir)
     if path.exists() and (not keep_weights or weights_path(config, results_dir).exists()):

@@ -15,8 +15,8 @@ Part 2 times training steps of ResNet-20 with each attention module against ResN
 without attention, interleaved the same way, and prints the wall-time ratio.
 
 Part 3 times ResNet-20 training steps in float32 and under bfloat16 autocast on the CPU
-(what ``TrainConfig(precision="bf16")`` does), to decide whether ``precision="auto"``
-should use bf16 on a CPU.
+(what ``TrainConfig(precision="bf16")`` does, and what ``"auto"`` picks on a CPU with
+native bf16 instructions).
 
 Images/s count optimiser steps of batch 128 including the data pipeline (forward, backward,
 SGD step). Do not run it beside another CPU-heavy job. The JPEG files for the naive loop

@@ -66,6 +66,17 @@ def test_a_failed_write_leaves_no_result_file(tmp_path, monkeypatch):
     assert not list(tmp_path.glob("*.json"))
 
 
+def test_a_result_records_the_precision_that_auto_resolved_to(tmp_path, monkeypatch):
+    monkeypatch.setattr(attn.train, "cpu_has_native_bf16", lambda: False)
+    auto = replace(TINY_RUN, train=replace(TINY_RUN.train, precision="auto", device="cpu"))
+    fp32 = replace(auto, train=replace(auto.train, precision="fp32"))
+    assert auto.key == fp32.key and auto.resolved() == fp32
+    result = run(auto, synthetic(64, 32), tmp_path, progress=False)
+    assert result["config"]["train"]["precision"] == "fp32" and result["key"] == fp32.key
+    monkeypatch.setattr(attn.train, "cpu_has_native_bf16", lambda: True)
+    assert auto.resolved().train.precision == "bf16" and auto.key != fp32.key
+
+
 def test_key_changes_with_any_part_of_the_configuration():
     keys = {
         TINY_RUN.key,

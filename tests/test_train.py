@@ -12,7 +12,8 @@ import torch
 import attn
 from attn.data import CIFAR10, Split, load_cifar10, stratified_subset
 from attn.models import cifar_resnet
-from attn.train import TrainConfig, fit, learning_rate, select_device
+from attn import train
+from attn.train import TrainConfig, fit, learning_rate, resolve_precision, select_device
 
 ARCHIVE = Path(os.environ.get("ATTN_CIFAR10_ARCHIVE", Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg.tar.gz"))
 TIMING = ("seconds", "images_per_s")
@@ -101,6 +102,15 @@ def test_bf16_autocast_trains_and_reports_float_metrics():
     torch.manual_seed(0)
     history = fit(cifar_resnet(8, "eca"), synthetic(), replace(QUICK, epochs=1, precision="bf16"), progress=False)
     assert 0.0 <= history[0].test_acc <= 1.0 and history[0].train_loss > 0
+
+
+@pytest.mark.parametrize("device, native_bf16, expected", [
+    ("cuda", False, "fp16"), ("cpu", True, "bf16"), ("cpu", False, "fp32"), ("mps", True, "fp32"),
+])
+def test_auto_precision_is_amp_on_cuda_and_bf16_only_on_a_cpu_with_native_bf16(monkeypatch, device, native_bf16, expected):
+    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: native_bf16)
+    assert resolve_precision("auto", torch.device(device)) == expected
+    assert resolve_precision("fp32", torch.device(device)) == "fp32"
 
 
 def test_device_selection():
