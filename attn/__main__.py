@@ -68,7 +68,8 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     recipe.add_argument("--weight-decay", type=float, default=default.weight_decay)
     recipe.add_argument("--label-smoothing", type=float, default=default.label_smoothing)
     recipe.add_argument("--schedule", choices=["onecycle", "cosine"], default=default.schedule)
-    recipe.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=default.precision)
+    recipe.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default=default.precision,
+                        help="auto: fp16 autocast on CUDA, bf16 on a CPU with native bf16, else fp32")
     recipe.add_argument("--nam-sparsity", type=float, default=default.nam_sparsity,
                         help="weight of the L1 penalty on NAM's BN scale factors (official code: 1e-4)")
     recipe.add_argument("--device", default=default.device, help="auto (cuda, mps, cpu), or a torch device")
