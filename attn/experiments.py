@@ -196,6 +196,7 @@ def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progre
     model = cifar_resnet(config.depth, config.attention, len(data.classes), **config.attention_kwargs)
     params, macs = count_parameters(model), count_macs(model)
     checkpoint = results_dir / ".checkpoints" / f"{config.key}.pt"
+    started_in = environment()  # the code that trains is the code checked out now, not at the end
     start = time.time()
     history = fit(model, subset, config.train, checkpoint=checkpoint, progress=progress)
     result = {
@@ -210,7 +211,7 @@ def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progre
         "wall_seconds": time.time() - start,  # of this session; a resumed run counts only its last part
         "train_seconds": sum(epoch.seconds for epoch in history),
         "images_per_s": statistics.fmean(epoch.images_per_s for epoch in history),
-        "environment": environment(),
+        "environment": started_in,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if keep_weights:  # before the result file, whose presence says the run is complete

@@ -77,6 +77,21 @@ def test_a_result_records_the_precision_that_auto_resolved_to(tmp_path, monkeypa
     assert auto.resolved().train.precision == "bf16" and auto.key != fp32.key
 
 
+def test_a_result_records_the_commit_it_was_trained_with_not_the_one_checked_out_at_the_end(tmp_path, monkeypatch):
+    head = {"commit": "before"}
+    monkeypatch.setattr(experiments, "_git", lambda *args: head["commit"] if args[0] == "rev-parse" else "")
+    real_fit = experiments.fit
+
+    def fit_then_commit(*args, **kwargs):
+        history = real_fit(*args, **kwargs)
+        head["commit"] = "after"
+        return history
+
+    monkeypatch.setattr(experiments, "fit", fit_then_commit)
+    result = run(TINY_RUN, synthetic(64, 32), tmp_path, progress=False)
+    assert result["environment"]["git_commit"] == "before"
+
+
 def test_key_changes_with_any_part_of_the_configuration():
     keys = {
         TINY_RUN.key,
