@@ -12,7 +12,6 @@ import torch
 import attn
 from attn.data import CIFAR10, Split, load_cifar10, stratified_subset
 from attn.models import cifar_resnet
-from attn import train
 from attn.train import TrainConfig, fit, learning_rate, resolve_precision, select_device
 
 ARCHIVE = Path(os.environ.get("ATTN_CIFAR10_ARCHIVE", Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg.tar.gz"))
@@ -108,7 +107,7 @@ def test_bf16_autocast_trains_and_reports_float_metrics():
     ("cuda", False, "fp16"), ("cpu", True, "bf16"), ("cpu", False, "fp32"), ("mps", True, "fp32"),
 ])
 def test_auto_precision_is_amp_on_cuda_and_bf16_only_on_a_cpu_with_native_bf16(monkeypatch, device, native_bf16, expected):
-    monkeypatch.setattr(train, "cpu_has_native_bf16", lambda: native_bf16)
+    monkeypatch.setattr(attn.train, "cpu_has_native_bf16", lambda: native_bf16)
     assert resolve_precision("auto", torch.device(device)) == expected
     assert resolve_precision("fp32", torch.device(device)) == "fp32"
 
