@@ -72,6 +72,11 @@ def _add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
                         help="auto: fp16 autocast on CUDA, bf16 on a CPU with native bf16, else fp32")
     recipe.add_argument("--nam-sparsity", type=float, default=default.nam_sparsity,
                         help="weight of the L1 penalty on NAM's BN scale factors (official code: 1e-4)")
+    recipe.add_argument("--no-decay-norm-and-bias", dest="decay_norm_and_bias", action="store_false",
+                        help="no weight decay on norm scales and shifts and on biases (timm's default)")
+    recipe.add_argument("--ema-decay", type=float, default=default.ema_decay,
+                        help="keep and evaluate an exponential moving average of the weights with this decay "
+                             "per step, e.g. 0.999 (default 0: none)")
     recipe.add_argument("--device", default=default.device, help="auto (cuda, mps, cpu), or a torch device")
     recipe.add_argument("--train-size", type=int, help="stratified subset of the training images (default: all)")
     recipe.add_argument("--test-size", type=int, help="stratified subset of the test images (default: all)")
@@ -81,7 +86,8 @@ def _train_config(args: argparse.Namespace, seed: int) -> TrainConfig:
     return TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing, schedule=args.schedule, precision=args.precision,
-        nam_sparsity=args.nam_sparsity, device=args.device, seed=seed,
+        nam_sparsity=args.nam_sparsity, decay_norm_and_bias=args.decay_norm_and_bias, ema_decay=args.ema_decay,
+        device=args.device, seed=seed,
     )
 
 
@@ -95,7 +101,7 @@ def _train(args: argparse.Namespace) -> None:
         train_size=args.train_size, test_size=args.test_size, train=_train_config(args, args.seed),
     )
     experiments.validate(config)
-    result = experiments.run(config, _load_data(args), args.results)
+    result = experiments.run(config, _load_data(args), args.results, keep_weights=args.keep_weights)
     print(f"{result['key']}: final test accuracy {100 * result['final_test_acc']:.2f} % on {result['data']['source']} "
           f"({result['data']['test_size']:,} test images) -> {Path(args.results) / (result['key'] + '.json')}")
 
@@ -111,7 +117,8 @@ def _grid(args: argparse.Namespace) -> None:
     print(f"grid {args.name!r}: {len(configs)} runs, shard {index}/{count} has {len(mine)}, "
           f"{len(mine) - len(todo)} already in {results_dir}")
     if todo:
-        experiments.run_grid(todo, _load_data(args), results_dir)
+        experiments.run_grid(todo, _load_data(args), results_dir,
+                             keep_weights=lambda config: experiments.keeps_weights(args.name, config))
     _print_summary(results_dir)
 
 
@@ -124,17 +131,20 @@ def _print_summary(results_dir: Path) -> None:
 
 
 def _latency(args: argparse.Namespace) -> None:
-    spec = experiments.GRIDS[args.name]
-    models = {name: cifar_resnet(spec["depth"], name).eval() for name in spec["attentions"]}
+    depth = experiments.GRIDS[args.name]["depth"]
+    variants = experiments.grid_variants(args.name)
+    models = {experiments.variant_label(name, kwargs): cifar_resnet(depth, name, **kwargs).eval()
+              for name, kwargs in variants}
     latency_ms = compare_latency(models, (args.batch, 3, 32, 32), rounds=args.rounds)
     path = experiments.latency_path(args.results or experiments.GRID_DIRS[args.name])
     experiments.write_json_atomically(path, {
-        "grid": args.name, "depth": spec["depth"], "input_shape": [args.batch, 3, 32, 32], "rounds": args.rounds,
+        "grid": args.name, "depth": depth, "input_shape": [args.batch, 3, 32, 32], "rounds": args.rounds,
         "what": "median ms of one inference forward pass (eval mode, no grad, channels_last), models interleaved",
         "latency_ms": latency_ms, "environment": experiments.environment(),
     })
+    first = next(iter(latency_ms))
     for name, ms in latency_ms.items():
-        print(f"{name:16s} {ms:8.3f} ms  {ms / latency_ms[spec['attentions'][0]]:5.2f}x")
+        print(f"{name:24s} {ms:8.3f} ms  {ms / latency_ms[first]:5.2f}x of {first}")
     print(f"-> {path}")
 
 
@@ -170,6 +180,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="keyword for the attention module, e.g. reduction=8 (repeatable)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--results", default="results/runs", help="folder of result JSON files (default results/runs)")
+    train.add_argument("--keep-weights", action="store_true",
+                       help="also save the trained weights beside the result (<key>.pt, for load_trained)")
     _add_recipe_arguments(train)
     _add_data_arguments(train)
     train.set_defaults(handler=_train)

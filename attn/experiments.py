@@ -18,24 +18,29 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 
 from .budget import Budget
-from .data import CIFAR10, stratified_subset
+from .data import CIFAR10, Split, stratified_subset
 from .files import cache_dir, write_atomically
 from .models import cifar_resnet
 from .profile import count_macs, count_parameters
 from .registry import available
-from .train import TrainConfig, fit, resolve_precision, select_device
+from .train import TrainConfig, autocast_dtype, evaluate, fit, resolve_precision, select_device
 
 __all__ = [
-    "RunConfig", "GRID_RECIPE", "GRIDS", "GRID_DIRS", "grid", "budget_config", "default_runs_dir", "validate", "result_path",
-    "weights_path", "run", "load_model", "run_grid", "load_results", "latency_path", "environment", "write_json_atomically",
+    "RunConfig", "GRID_RECIPE", "REFERENCE_RECIPE", "WIDTH_FAIR", "HEADLINE", "GRIDS", "GRID_DIRS", "grid",
+    "grid_variants", "keeps_weights", "variant_label", "budget_config", "default_runs_dir", "validate", "result_path",
+    "weights_path", "run", "load_model", "load_trained", "save_weights", "architecture", "config_from_dict",
+    "train_eval_split", "TRAIN_EVAL_SIZE", "run_grid", "load_results", "latency_path", "environment", "write_json_atomically",
 ]
 
-RESULT_VERSION = 1
+RESULT_VERSION = 2  # 2: train_eval; history rows may carry ema_test_*
+# The training images scored in eval mode at the end of every run (a fixed stratified subset,
+# the same for every run), beside the test split: train and test accuracy measured alike.
+TRAIN_EVAL_SIZE = 10_000
 
 
 @dataclass(frozen=True)
@@ -56,45 +61,109 @@ class RunConfig:
         return dataclasses.replace(self, train=dataclasses.replace(self.train, precision=precision))
 
     @property
+    def variant(self) -> str:
+        """The attention with its keywords, as tables name it: ``"eca"``, ``"se(reduction=4)"``."""
+        return variant_label(self.attention, self.attention_kwargs)
+
+    @property
     def key(self) -> str:
-        """``resnet20-eca-e30-s0-<hash>``: readable, and unique for the whole resolved configuration."""
+        """``resnet20-eca-e30-s0-<hash>``, ``resnet20-se-reduction4-e30-s0-<hash>``: readable, and
+        unique for the whole resolved configuration."""
         digest = hashlib.sha256(json.dumps(asdict(self.resolved()), sort_keys=True).encode()).hexdigest()[:10]
-        return f"resnet{self.depth}-{self.attention}-e{self.train.epochs}-s{self.train.seed}-{digest}"
+        tag = "".join(f"-{k}{v}" for k, v in sorted(self.attention_kwargs.items()))
+        return f"resnet{self.depth}-{self.attention}{tag}-e{self.train.epochs}-s{self.train.seed}-{digest}"
 
 
-# The recipe every grid trains with, written out in full so that a later change of
+def variant_label(attention: str, attention_kwargs: dict[str, object] | None = None) -> str:
+    """``"se"``, or with keywords ``"se(reduction=4)"``: how summaries, plots and latency files name a variant."""
+    if not attention_kwargs:
+        return attention
+    return f"{attention}({', '.join(f'{k}={v}' for k, v in sorted(attention_kwargs.items()))})"
+
+
+# The recipe the 10-epoch grids train with, written out in full so that a later change of
 # TrainConfig's defaults cannot silently mix two recipes within one grid's results. fp32,
-# as the committed grids were trained, on any machine (precision="auto" depends on the CPU).
+# as those grids were trained, on any machine (precision="auto" depends on the CPU).
 GRID_RECIPE: dict[str, object] = {
     "batch_size": 128, "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
     "label_smoothing": 0.1, "schedule": "onecycle", "warmup": 0.15, "channels_last": True,
-    "precision": "fp32", "nam_sparsity": 0.0, "device": "auto", "eval_batch_size": 500,
+    "precision": "fp32", "nam_sparsity": 0.0, "decay_norm_and_bias": True, "ema_decay": 0.0,
+    "device": "auto", "eval_batch_size": 500,
 }
 
-# The book's grids. Runs are ordered seed by seed, so a grid stopped half way has every
-# variant for the first seeds rather than every seed of the first variants.
+# The reference grid's recipe: GRID_RECIPE in bf16 autocast (measured: the same accuracy as
+# fp32 within seed noise, 1.6-1.8x faster on these CPUs; results/recipe-probes) with weight
+# decay off the norm parameters and biases, chosen by the seed-0 probes in results/recipe-probes
+# (chapter 1). Pinned to bf16 so the grid's keys do not depend on the machine's CPU.
+REFERENCE_RECIPE: dict[str, object] = {**GRID_RECIPE, "precision": "bf16", "decay_norm_and_bias": False}
+
+# The width-fair controls: at CIFAR widths (C = 16, 32, 64) SE's r = 16 leaves one hidden unit
+# at C = 16, SE-GC's G = 16 is a diagonal at C = 16, and Eq. 12 gives ECA k = 3 in every block.
+WIDTH_FAIR: list[tuple[str, dict[str, object]]] = [
+    ("se", {"reduction": 4}), ("se_gc", {"group_size": 4}), ("eca", {"kernel_size": 5}),
+]
+HEADLINE = ["none", "se", "eca", "se_var1", "ge_theta_plus", "nam"]
+
+# The book's grids, each a list of blocks run in order; within a block, seed by seed, so a
+# grid stopped half way has every variant for the first seeds rather than every seed of the
+# first variants. A variant is an attention name, or (name, keywords).
 GRIDS: dict[str, dict[str, object]] = {
     # The recipe check: ResNet-20 without attention against He et al.'s 91.25 %.
-    "recipe": {"depth": 20, "attentions": ["none"], "seeds": [0], "epochs": 30},
-    # The ECA paper's ablation (Table 2) and the other mechanisms, on the smallest ResNet.
-    "ablation": {"depth": 8, "attentions": ["none", *available()], "seeds": [0, 1, 2], "epochs": 10},
+    "recipe": {"depth": 20, "epochs": 30, "recipe": GRID_RECIPE, "blocks": [([0], ["none"])]},
+    # The ECA paper's ablation (Table 2) and the other mechanisms, on the smallest ResNet;
+    # then the width-fair controls.
+    "ablation": {"depth": 8, "epochs": 10, "recipe": GRID_RECIPE,
+                 "blocks": [([0, 1, 2], ["none", *available()]), ([0, 1, 2], WIDTH_FAIR)]},
     # One mechanism of each family on ResNet-20.
-    "main": {"depth": 20, "attentions": ["none", "se", "eca", "ge_theta_minus", "ge_theta_plus", "nam"],
-             "seeds": [0, 1, 2], "epochs": 10},
+    "main": {"depth": 20, "epochs": 10, "recipe": GRID_RECIPE,
+             "blocks": [([0, 1, 2], ["none", "se", "eca", "ge_theta_minus", "ge_theta_plus", "nam"])]},
+    # The 30-epoch evidence: seed 0 of every variant (with trained weights kept), then seeds
+    # 1 and 2 of the headline variants. GE-θ⁻ at global extent is SE-Var1's operator: not trained twice.
+    "reference": {
+        "depth": 20, "epochs": 30, "recipe": REFERENCE_RECIPE, "keep_weights_seeds": [0],
+        "blocks": [
+            ([0], ["none", "se", WIDTH_FAIR[0], "se_var1", "se_var2", "se_var3", WIDTH_FAIR[1], "eca_ns", "eca",
+                   WIDTH_FAIR[2], "ge_theta", "ge_theta_plus", "nam"]),
+            ([1, 2], HEADLINE),
+        ],
+    },
 }
 GRID_DIRS: dict[str, str] = {name: f"results/{name}" for name in GRIDS}
 
 
+def grid_variants(name: str) -> list[tuple[str, dict[str, object]]]:
+    """The variants ``(attention, keywords)`` of the named grid, each once, in the grid's order."""
+    variants: list[tuple[str, dict[str, object]]] = []
+    for _, block in _spec(name)["blocks"]:
+        for variant in block:
+            attention, kwargs = (variant, {}) if isinstance(variant, str) else variant
+            if (attention, kwargs) not in variants:
+                variants.append((attention, kwargs))
+    return variants
+
+
 def grid(name: str) -> list[RunConfig]:
-    """The configurations of the named grid in :data:`GRIDS`, seed-major."""
+    """The configurations of the named grid in :data:`GRIDS`, block by block, seed-major within a block."""
+    spec = _spec(name)
+    configs = []
+    for seeds, block in spec["blocks"]:
+        for seed in seeds:
+            for variant in block:
+                attention, kwargs = (variant, {}) if isinstance(variant, str) else variant
+                configs.append(RunConfig(depth=spec["depth"], attention=attention, attention_kwargs=dict(kwargs),
+                                         train=TrainConfig(**spec["recipe"], epochs=spec["epochs"], seed=seed)))
+    return configs
+
+
+def keeps_weights(name: str, config: RunConfig) -> bool:
+    """Whether the named grid keeps the trained weights of ``config`` (its ``keep_weights_seeds``)."""
+    return config.train.seed in _spec(name).get("keep_weights_seeds", ())
+
+
+def _spec(name: str) -> dict[str, object]:
     if name not in GRIDS:
         raise ValueError(f"unknown grid {name!r}; known: {', '.join(GRIDS)}")
-    spec = GRIDS[name]
-    return [
-        RunConfig(depth=spec["depth"], attention=attention,
-                  train=TrainConfig(**GRID_RECIPE, epochs=spec["epochs"], seed=seed))
-        for seed in spec["seeds"] for attention in spec["attentions"]
-    ]
+    return GRIDS[name]
 
 
 def budget_config(budget: Budget, attention: str = "none", seed: int = 0, **attention_kwargs: object) -> RunConfig:
@@ -199,6 +268,12 @@ def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progre
     started_in = environment()  # the code that trains is the code checked out now, not at the end
     start = time.time()
     history = fit(model, subset, config.train, checkpoint=checkpoint, progress=progress)
+    train_eval = train_eval_split(subset.train)
+    device = select_device(config.train.device)
+    train_eval_loss, train_eval_acc = evaluate(
+        model, train_eval, config.train.eval_batch_size, device, config.train.channels_last,
+        autocast_dtype(config.train.precision, device),
+    )
     result = {
         "version": RESULT_VERSION,
         "key": config.key,
@@ -206,6 +281,8 @@ def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progre
         "data": {"source": data.source, "train_size": len(subset.train), "test_size": len(subset.test)},
         "history": [asdict(epoch) for epoch in history],
         "final_test_acc": history[-1].test_acc,
+        "train_eval": {"what": "fixed stratified subset of the training images, eval mode, no augmentation",
+                       "size": len(train_eval), "loss": train_eval_loss, "acc": train_eval_acc},
         "params": params,
         "macs": macs,
         "wall_seconds": time.time() - start,  # of this session; a resumed run counts only its last part
@@ -215,30 +292,88 @@ def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progre
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if keep_weights:  # before the result file, whose presence says the run is complete
-        write_atomically(weights_path(config, results_dir), lambda tmp: torch.save(model.state_dict(), tmp))
+        save_weights(model, config, weights_path(config, results_dir))
     write_json_atomically(path, result)
     checkpoint.unlink(missing_ok=True)
     return result
 
 
+def train_eval_split(train: Split) -> Split:
+    """The training images a run is scored on in eval mode at the end: :data:`TRAIN_EVAL_SIZE` of
+    them, stratified with seed 0 (all of them when the training split is smaller)."""
+    return train if len(train) <= TRAIN_EVAL_SIZE else stratified_subset(train, TRAIN_EVAL_SIZE, seed=0)
+
+
+def architecture(config: RunConfig) -> str:
+    """What a weight file must fit: ``"resnet20-se(reduction=4)"``."""
+    kwargs = ", ".join(f"{k}={v!r}" for k, v in sorted(config.attention_kwargs.items()))
+    return f"resnet{config.depth}-{config.attention}" + (f"({kwargs})" if kwargs else "")
+
+
+def save_weights(model: torch.nn.Module, config: RunConfig, path: Path) -> None:
+    """Write ``model``'s float32 ``state_dict`` with the run's key and architecture, atomically.
+
+    The file holds only tensors, strings and a dict, so ``torch.load(..., weights_only=True)``
+    reads it without running pickled code.
+    """
+    state = {name: tensor.detach().cpu().contiguous() for name, tensor in model.state_dict().items()}
+    payload = {"key": config.key, "architecture": architecture(config), "state_dict": state}
+    write_atomically(path, lambda tmp: torch.save(payload, tmp))
+
+
 def load_model(config: RunConfig, results_dir: str | os.PathLike, num_classes: int = 10) -> torch.nn.Module:
     """The trained model of a run made with ``run(..., keep_weights=True)``, in eval mode.
 
-    Raises ``FileNotFoundError`` when the run's weights were not kept.
+    Raises ``FileNotFoundError`` when the run's weights were not kept, and ``ValueError`` when
+    the weight file belongs to another run or another architecture (the message names both).
     """
+    config = config.resolved()
     weights = weights_path(config, results_dir)
     if not weights.exists():
         raise FileNotFoundError(f"no weights for {config.key} in {results_dir}; train it with "
                                 f"attn.experiments.run(config, data, results_dir, keep_weights=True)")
+    saved = torch.load(weights, map_location="cpu", weights_only=True)
+    if not isinstance(saved, dict) or not {"key", "architecture", "state_dict"} <= set(saved):
+        raise ValueError(f"{weights}: not an attn weight file (expected a dict with key, architecture and "
+                         f"state_dict, as attn.experiments.save_weights writes)")
+    expected = {"architecture": architecture(config), "key": config.key}
+    for field_name, wanted in expected.items():
+        if saved[field_name] != wanted:
+            raise ValueError(f"{weights}: the file's {field_name} is {saved[field_name]!r} but the run asks for "
+                             f"{wanted!r}; refusing to load weights of another run")
     model = cifar_resnet(config.depth, config.attention, num_classes, **config.attention_kwargs)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    model.load_state_dict(saved["state_dict"])
     return model.eval()
 
 
+def load_trained(result_file: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
+    """The trained model (eval mode) and the result of the run whose result JSON is ``result_file``.
+
+    The model is rebuilt from the configuration the result records and loaded from the weight
+    file beside it (``<key>.pt``); see :func:`load_model` for the errors.
+    """
+    result_file = Path(result_file)
+    result = json.loads(result_file.read_text())
+    return load_model(config_from_dict(result["config"]), result_file.parent), result
+
+
+def config_from_dict(config: dict) -> RunConfig:
+    """The :class:`RunConfig` a result file records (``result["config"]``)."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(config["train"]) - known)
+    if unknown:
+        raise ValueError(f"result config has training settings this version of attn does not know: {', '.join(unknown)}")
+    return RunConfig(
+        depth=config["depth"], attention=config["attention"], attention_kwargs=dict(config["attention_kwargs"]),
+        train_size=config["train_size"], test_size=config["test_size"], train=TrainConfig(**config["train"]),
+    )
+
+
 def run_grid(configs: Iterable[RunConfig], data: CIFAR10, results_dir: str | os.PathLike,
-             progress: bool = True) -> list[dict]:
+             progress: bool = True, keep_weights: Callable[[RunConfig], bool] = lambda config: False) -> list[dict]:
     """Run the configurations in order, training those not yet in ``results_dir``; return every result.
 
+    ``keep_weights(config)`` says whether a run's trained weights are saved beside its result.
     With ``progress``, prints ``[i/n] <key>`` before each run it trains (``n`` = runs left), so a
     log shows how far a long grid got, and each run shows its tqdm bars.
     """
@@ -249,7 +384,7 @@ def run_grid(configs: Iterable[RunConfig], data: CIFAR10, results_dir: str | os.
     for config in configs:
         if progress and config.key in numbers:
             print(f"[{numbers[config.key]}/{len(todo)}] {config.key}", flush=True)
-        results.append(run(config, data, results_dir, progress))
+        results.append(run(config, data, results_dir, progress, keep_weights=keep_weights(config)))
     return results
 
 

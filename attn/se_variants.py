@@ -61,14 +61,25 @@ class SEGroupConv(ChannelGate):
         channels: ``C``.
         groups: ``G``, must divide ``C``. The paper's SE-GC1 uses ``G = 16``, SE-GC2
             ``G = C / 16`` and SE-GC3 ``G = C / 8``.
+        group_size: instead of ``groups``, the channels per group ``C / G`` (must divide
+            ``C``): ``group_size=4`` keeps every block ``4 x 4`` at any width, where a fixed
+            ``G = 16`` at ``C = 16`` is a diagonal (SE-Var2's structure). Give one of the two.
     """
 
-    def __init__(self, channels: int, groups: int = 16) -> None:
+    def __init__(self, channels: int, groups: int | None = None, group_size: int | None = None) -> None:
         super().__init__(channels)
-        self.groups = positive_int(type(self).__name__, "groups", groups)
+        owner = type(self).__name__
+        if groups is not None and group_size is not None:
+            raise ValueError(f"{owner}: give groups or group_size, not both (got groups={groups}, group_size={group_size})")
+        if group_size is not None:
+            group_size = positive_int(owner, "group_size", group_size)
+            if self.channels % group_size:
+                raise ValueError(f"{owner}: group_size={group_size} must divide channels={self.channels}")
+            groups = self.channels // group_size
+        self.groups = positive_int(owner, "groups", 16 if groups is None else groups)
         if self.channels % self.groups:
             raise ValueError(
-                f"{type(self).__name__}: groups={self.groups} must divide channels={self.channels} "
+                f"{owner}: groups={self.groups} must divide channels={self.channels} "
                 f"(each group mixes channels/groups channels)"
             )
         self.fc = nn.Conv1d(self.channels, self.channels, kernel_size=1, groups=self.groups, bias=False)

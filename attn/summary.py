@@ -1,11 +1,13 @@
 """What a grid of runs says: accuracy over seeds, the difference to no attention, and the cost.
 
 :func:`summarize` groups result files that differ only in the seed and reports, per group,
-the mean and sample standard deviation of the final test accuracy and, against the group
-without attention trained with the same recipe, the difference in accuracy with a 95 %
-Welch t interval (unequal variances; with three seeds a side the interval is wide, which is
-the honest answer), and the parameters, multiply-accumulates and measured CPU latency added.
-An interval that contains zero means the grid cannot tell the variant from no attention.
+the mean and sample standard deviation of the final test accuracy (and the training
+accuracy beside it) and, against the group without attention trained with the same recipe,
+the difference in accuracy with a 95 % Welch t interval (unequal variances; with three seeds
+a side the interval is wide, which is the honest answer), its p-value with Holm's correction
+for the number of variants compared, and the parameters, multiply-accumulates and measured
+CPU latency added. An interval that contains zero means the grid cannot tell the variant
+from no attention; a variant trained with one seed is shown as a single run, without one.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from typing import Iterable
 
 from scipy import stats
 
-from .experiments import GRIDS, latency_path, load_results
+from .experiments import GRIDS, grid_variants, latency_path, load_results, variant_label
 from .files import cache_dir
 from .registry import available
 
-__all__ = ["summarize", "summarize_dir", "format_summary", "describe", "welch_interval", "committed_results", "quote"]
+__all__ = ["summarize", "summarize_dir", "format_summary", "describe", "welch_interval", "welch_p_value", "holm",
+           "committed_results", "quote"]
 
 
 def welch_interval(a: list[float], b: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
@@ -36,6 +39,24 @@ def welch_interval(a: list[float], b: list[float], confidence: float = 0.95) -> 
         return None
     interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(confidence)
     return float(interval.low), float(interval.high)
+
+
+def welch_p_value(a: list[float], b: list[float]) -> float | None:
+    """Two-sided p-value of Welch's t test of ``mean(a) == mean(b)``; ``None`` where the interval is undefined."""
+    if welch_interval(a, b) is None:
+        return None
+    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of ``p_values`` (same order): a family-wise error rate of
+    ``alpha`` holds when each adjusted value is compared with ``alpha``."""
+    order = sorted(range(len(p_values)), key=p_values.__getitem__)
+    adjusted, running = [0.0] * len(p_values), 0.0
+    for rank, index in enumerate(order):
+        running = max(running, min(1.0, (len(p_values) - rank) * p_values[index]))
+        adjusted[index] = running
+    return adjusted
 
 
 def _group_key(result: dict, attention: str | None = None) -> str:
@@ -50,12 +71,15 @@ def _group_key(result: dict, attention: str | None = None) -> str:
 def summarize(results: Iterable[dict], latency_ms: dict[str, float] | None = None) -> list[dict]:
     """One row per configuration (seeds grouped), with differences to its ``none`` counterpart.
 
-    Each row: ``depth``, ``attention``, ``epochs``, ``seeds``, ``accs``, ``mean``, ``std``
-    (sample std; 0 for one seed), ``params``, ``macs``, ``data`` (the source label),
-    ``images_per_s``; when a ``none`` row with the same recipe exists: ``diff`` (mean minus
-    the ``none`` mean), ``ci`` (95 % Welch interval or ``None``), ``ci_includes_zero``,
-    ``params_added``, ``macs_added``; with ``latency_ms`` (attention name -> milliseconds, as
-    written by ``python -m attn latency``): ``latency_ms`` and ``latency_added_ms``.
+    Each row: ``depth``, ``attention``, ``variant`` (the attention with its keywords,
+    :func:`attn.experiments.variant_label`), ``epochs``, ``seeds``, ``accs``, ``mean``, ``std``
+    (sample std; 0 for one seed), ``train_acc`` and ``train_acc_kind`` (see :func:`_train_accuracy`),
+    ``params``, ``macs``, ``data`` (the source label), ``images_per_s``; when a ``none`` row with
+    the same recipe exists: ``diff`` (mean minus the ``none`` mean), ``ci`` (95 % Welch interval
+    or ``None``), ``ci_includes_zero``, ``p`` (Welch) and ``p_holm`` (Holm-adjusted over the
+    rows compared with the same ``none``; ``None`` without an interval), ``params_added``,
+    ``macs_added``; with ``latency_ms`` (variant -> milliseconds, as written by ``python -m attn
+    latency``): ``latency_ms`` and ``latency_added_ms``.
     """
     groups: dict[str, list[dict]] = {}
     for result in results:
@@ -68,12 +92,24 @@ def summarize(results: Iterable[dict], latency_ms: dict[str, float] | None = Non
             row.update(
                 diff=row["mean"] - baseline["mean"], ci=interval,
                 ci_includes_zero=None if interval is None else interval[0] <= 0 <= interval[1],
+                p=None if row is baseline else welch_p_value(row["accs"], baseline["accs"]), p_holm=None,
                 params_added=row["params"] - baseline["params"], macs_added=row["macs"] - baseline["macs"],
+                baseline=id(baseline),
             )
-        if latency_ms and row["attention"] in latency_ms and "none" in latency_ms:
-            row.update(latency_ms=latency_ms[row["attention"]],
-                       latency_added_ms=latency_ms[row["attention"]] - latency_ms["none"])
-    return sorted(rows.values(), key=lambda r: (r["depth"], r["epochs"], r["attention"] != "none", r["order"]))
+        if latency_ms and row["variant"] in latency_ms and "none" in latency_ms:
+            row.update(latency_ms=latency_ms[row["variant"]],
+                       latency_added_ms=latency_ms[row["variant"]] - latency_ms["none"])
+    families: dict[int, list[dict]] = {}
+    for row in rows.values():
+        if row.get("p") is not None:
+            families.setdefault(row["baseline"], []).append(row)
+    for family in families.values():
+        for row, adjusted in zip(family, holm([row["p"] for row in family])):
+            row["p_holm"] = adjusted
+    for row in rows.values():
+        row.pop("baseline", None)
+    return sorted(rows.values(), key=lambda r: (r["depth"], r["epochs"], r["attention"] != "none", r["order"],
+                                                r["variant"]))
 
 
 def summarize_dir(results_dir: str | os.PathLike) -> list[dict]:
@@ -92,16 +128,21 @@ def summarize_dir(results_dir: str | os.PathLike) -> list[dict]:
 
 def describe(row: dict) -> str:
     """One sentence for the book: what was run, the accuracy over seeds, and what the difference to none says."""
-    text = (f"ResNet-{row['depth']} + {row['attention']}, {row['epochs']} epochs, {_seeds(row)}, "
+    text = (f"ResNet-{row['depth']} + {row['variant']}, {row['epochs']} epochs, {_seeds(row)}, "
             f"{row['data']}: test accuracy {_accuracy(row)} %")
+    if row["train_acc"] is not None:
+        text += f" ({_TRAIN_WORDS[row['train_acc_kind']]} {_percent(row['train_acc'])} %)"
     if row["attention"] == "none" or "diff" not in row:
         return text + "."
     if row["ci"] is None:
-        return text + f"; {_percent(row['diff'], True)} points vs none (too few seeds for an interval)."
+        return text + f"; {_percent(row['diff'], True)} points vs none (a single run: no interval)."
     low, high = (_percent(v, True) for v in row["ci"])
     verdict = ("the interval contains 0: this grid cannot tell it from no attention" if row["ci_includes_zero"]
                else "the interval excludes 0")
-    return text + f"; {_percent(row['diff'], True)} points vs none, 95 % CI [{low}, {high}]: {verdict}."
+    return text + (f"; {_percent(row['diff'], True)} points vs none, 95 % CI [{low}, {high}]: {verdict} "
+                   f"(Holm-adjusted p = {row['p_holm']:.3f})."
+                   if row.get("p_holm") is not None else f"; {_percent(row['diff'], True)} points vs none, "
+                   f"95 % CI [{low}, {high}]: {verdict}.")
 
 
 def committed_results(start: str | os.PathLike | None = None) -> Path:
@@ -148,16 +189,17 @@ def quote(attentions: str | Iterable[str], results: str | os.PathLike | None = N
         return f"No committed results to quote: {missing}"
     lines = []
     for grid, spec in GRIDS.items():
-        wanted = [name for name in names if name in spec["attentions"]]
+        variants = grid_variants(grid)
+        wanted = [variant_label(*v) for name in names for v in variants if v[0] == name]
         if not wanted:
             continue
         try:
-            rows = {row["attention"]: row for row in summarize_dir(results / grid)}
+            rows = {row["variant"]: row for row in summarize_dir(results / grid)}
         except FileNotFoundError:
             rows = {}
-        for name in wanted:
-            lines.append(f"{grid} grid: " + (describe(rows[name]) if name in rows else
-                         f"ResNet-{spec['depth']} + {name}: no runs committed yet (python -m attn grid {grid})."))
+        for label in wanted:
+            lines.append(f"{grid} grid: " + (describe(rows[label]) if label in rows else
+                         f"ResNet-{spec['depth']} + {label}: no runs committed yet (python -m attn grid {grid})."))
     return "\n".join(f"- {line}" for line in lines) if markdown else "\n".join(lines)
 
 
@@ -167,9 +209,13 @@ def _row(members: list[dict]) -> dict:
     first = members[0]
     names = available()  # the book's order of the mechanisms
     attention = first["config"]["attention"]
+    train_acc, train_acc_kind = _train_accuracy(members)
     return {
         "depth": first["config"]["depth"],
         "attention": attention,
+        "variant": variant_label(attention, first["config"]["attention_kwargs"]),
+        "train_acc": train_acc,
+        "train_acc_kind": train_acc_kind,
         "order": names.index(attention) if attention in names else len(names),
         "epochs": first["config"]["train"]["epochs"],
         "seeds": [m["config"]["train"]["seed"] for m in members],
@@ -181,6 +227,24 @@ def _row(members: list[dict]) -> dict:
         "data": first["data"]["source"],
         "images_per_s": statistics.fmean(m["images_per_s"] for m in members),
     }
+
+
+_TRAIN_WORDS = {"eval": "train accuracy", "running": "last-epoch running train accuracy"}
+
+
+def _train_accuracy(members: list[dict]) -> tuple[float | None, str | None]:
+    """Mean training accuracy over the seeds, and what kind it is.
+
+    ``"eval"``: measured like the test accuracy (eval mode, no augmentation) on the fixed
+    training subset every result since version 2 records. ``"running"``: older results only
+    have the last epoch's running accuracy (train mode, augmented batches, weights changing
+    during the epoch), which understates it. ``(None, None)`` without either.
+    """
+    if all("train_eval" in m for m in members):
+        return statistics.fmean(m["train_eval"]["acc"] for m in members), "eval"
+    if all(m.get("history") for m in members):
+        return statistics.fmean(m["history"][-1]["train_acc"] for m in members), "running"
+    return None, None
 
 
 def _seeds(row: dict) -> str:
@@ -203,7 +267,8 @@ def _difference(row: dict) -> str:
         return ""
     interval = row["ci"]
     if interval is None:
-        return f"{_percent(row['diff'], True)} (no interval)"
+        return f"{_percent(row['diff'], True)} (single run)" if len(row["seeds"]) == 1 else \
+            f"{_percent(row['diff'], True)} (no interval)"
     verdict = "contains 0" if row["ci_includes_zero"] else "excludes 0"
     return f"{_percent(row['diff'], True)} [{_percent(interval[0], True)}, {_percent(interval[1], True)}] {verdict}"
 
@@ -211,31 +276,46 @@ def _difference(row: dict) -> str:
 def format_summary(rows: list[dict], markdown: bool = False) -> str:
     """The summary as a plain-text table, or a Markdown table (``markdown=True``) for the book.
 
-    Accuracies in percent: mean ± std over seeds; the difference to ``none`` with its 95 %
-    Welch interval and whether the interval contains zero. In Markdown, a model or data
-    column that is the same in every row becomes a bold line above the table instead.
+    Accuracies in percent: the training accuracy (mean over seeds; marked ``*`` where it is
+    the last epoch's running accuracy of an older result rather than measured in eval mode),
+    the test accuracy as mean ± std over seeds; the difference to ``none`` with its 95 % Welch
+    interval and whether the interval contains zero, and the Holm-adjusted p-value. In
+    Markdown, a model or data column that is the same in every row becomes a bold line above
+    the table instead.
     """
-    header = ["model", "attention", "seeds", "test acc (%)", "Δ vs none, 95 % CI (points)", "params", "+params",
-              "+MACs", "latency (ms)", "+latency (ms)", "data"]
+    header = ["model", "attention", "seeds", "train acc (%)", "test acc (%)", "Δ vs none, 95 % CI (points)",
+              "Holm p", "params", "+params", "+MACs", "latency (ms)", "+latency (ms)", "data"]
     table = []
     for row in rows:
         latency = f"{row['latency_ms']:.3f}" if "latency_ms" in row else ""
         latency_added = f"{row['latency_added_ms']:+.3f}" if "latency_added_ms" in row and row["attention"] != "none" else ""
+        train = "" if row["train_acc"] is None else \
+            _percent(row["train_acc"]) + ("*" if row["train_acc_kind"] == "running" else "")
         table.append([
-            f"ResNet-{row['depth']}, {row['epochs']} epochs", row["attention"], str(len(row["seeds"])),
-            _accuracy(row), _difference(row), f"{row['params']:,}",
+            f"ResNet-{row['depth']}, {row['epochs']} epochs", row["variant"], str(len(row["seeds"])),
+            train, _accuracy(row), _difference(row), "" if row.get("p_holm") is None else f"{row['p_holm']:.3f}",
+            f"{row['params']:,}",
             f"{row.get('params_added', 0):+,}" if row["attention"] != "none" else "",
             f"{row.get('macs_added', 0):+,}" if row["attention"] != "none" else "",
             latency, latency_added, row["data"],
         ])
+    kinds = {row["train_acc_kind"] for row in rows} - {None}
+    note = None
+    if kinds:
+        parts = []
+        if "eval" in kinds:
+            parts.append("train acc: eval mode, no augmentation, on a fixed stratified subset of the training images")
+        if "running" in kinds:
+            parts.append("*: the last epoch's running accuracy (train mode, augmented batches; results before version 2)")
+        note = "; ".join(parts) + "."
     if markdown:
         constant = [i for i in (0, len(header) - 1) if table and len({cells[i] for cells in table}) == 1]
         keep = [i for i in range(len(header)) if i not in constant]
         lines = [f"**{', '.join(table[0][i] for i in constant)}**", ""] if constant else []
         lines += ["| " + " | ".join(header[i] for i in keep) + " |", "|" + "---|" * len(keep)]
         lines += ["| " + " | ".join(cells[i] for i in keep) + " |" for cells in table]
-        return "\n".join(lines)
+        return "\n".join(lines + ([] if note is None else ["", note]))
     widths = [max(len(h), *(len(r[i]) for r in table)) if table else len(h) for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    return "\n".join([fmt(header), *(fmt(cells) for cells in table)])
+    return "\n".join([fmt(header), *(fmt(cells) for cells in table), *([] if note is None else [note])])
 

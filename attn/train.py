@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from .data import BatchLoader, CIFAR10, Split
@@ -26,8 +27,8 @@ from .files import write_atomically
 from .nam import nam_sparsity_loss
 
 __all__ = [
-    "TrainConfig", "EpochStats", "fit", "evaluate", "select_device", "learning_rate", "resolve_precision",
-    "cpu_has_native_bf16",
+    "TrainConfig", "EpochStats", "fit", "parameter_groups", "evaluate", "select_device", "learning_rate",
+    "resolve_precision", "autocast_dtype", "cpu_has_native_bf16",
 ]
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -46,6 +47,11 @@ class TrainConfig:
     fp32 and to the same accuracy within seed noise (``results/recipe-probes``,
     ``benchmarks/train.py``); ``"fp32"`` turns it off.
     ``nam_sparsity`` adds ``nam_sparsity_loss(model, nam_sparsity)`` to the loss.
+    ``decay_norm_and_bias=False`` exempts every parameter with fewer than two dimensions (norm
+    scales and shifts, biases) from weight decay, as timm's ``param_groups_weight_decay`` does.
+    ``ema_decay > 0`` keeps an exponential moving average of the weights and buffers
+    (``torch.optim.swa_utils.AveragedModel``, updated after every step) and evaluates it on the
+    test split after every epoch as well; it does not change the training itself.
     """
 
     epochs: int = 30
@@ -61,6 +67,8 @@ class TrainConfig:
     channels_last: bool = True
     precision: Precision = "auto"
     nam_sparsity: float = 0.0
+    decay_norm_and_bias: bool = True
+    ema_decay: float = 0.0
     device: str = "auto"
     eval_batch_size: int = 500
 
@@ -79,6 +87,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig: precision must be auto, fp32, bf16 or fp16, got {self.precision!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"TrainConfig: label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"TrainConfig: ema_decay must be in [0, 1) (0 = no average), got {self.ema_decay}")
         for name in ("weight_decay", "nam_sparsity", "momentum"):
             if getattr(self, name) < 0:
                 raise ValueError(f"TrainConfig: {name} must be >= 0, got {getattr(self, name)}")
@@ -86,7 +96,13 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EpochStats:
-    """One epoch of a history. Accuracies are fractions in [0, 1]."""
+    """One epoch of a history. Accuracies are fractions in [0, 1].
+
+    ``train_loss`` and ``train_acc`` are running means over the epoch's augmented batches in
+    training mode (the loss includes label smoothing and any sparsity penalty); ``test_*``
+    are measured after the epoch in eval mode. ``ema_test_*`` are those of the weight average
+    when ``TrainConfig.ema_decay > 0``, else ``None``.
+    """
 
     epoch: int
     lr: float
@@ -96,6 +112,8 @@ class EpochStats:
     test_acc: float
     seconds: float
     images_per_s: float
+    ema_test_loss: float | None = None
+    ema_test_acc: float | None = None
 
 
 def learning_rate(schedule: str, step: int, total_steps: int, peak: float, warmup: float) -> float:
@@ -138,7 +156,8 @@ def resolve_precision(precision: Precision, device: torch.device) -> Precision:
     return "fp32"
 
 
-def _autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype ``precision`` stands for on ``device`` (``None``: no autocast, float32)."""
     dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     return dtypes[resolve_precision(precision, device)]
 
@@ -199,16 +218,19 @@ def fit(
         One :class:`EpochStats` per epoch (including epochs done before a resume).
     """
     device = select_device(config.device)
-    autocast_dtype = _autocast_dtype(config.precision, device)
+    amp_dtype = autocast_dtype(config.precision, device)
     torch.manual_seed(config.seed)
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(
-        model.parameters(), lr=config.lr, momentum=config.momentum,
-        nesterov=config.nesterov and config.momentum > 0, weight_decay=config.weight_decay,
+        parameter_groups(model, config.weight_decay, config.decay_norm_and_bias), lr=config.lr,
+        momentum=config.momentum, nesterov=config.nesterov and config.momentum > 0,
     )
-    scaler = torch.amp.GradScaler(device.type, enabled=autocast_dtype == torch.float16)
+    ema = None
+    if config.ema_decay > 0:
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
     loader = BatchLoader(
         data.train, config.batch_size, shuffle=True, augment=True, seed=config.seed,
         device=device, drop_last=True, channels_last=config.channels_last,
@@ -216,7 +238,7 @@ def fit(
     total_steps = config.epochs * len(loader)
     state = _State()
     if checkpoint is not None and Path(checkpoint).exists():
-        state = _load_checkpoint(Path(checkpoint), model, optimizer, scaler)
+        state = _load_checkpoint(Path(checkpoint), model, optimizer, scaler, ema)
 
     for epoch in range(state.epoch, config.epochs):
         model.train()
@@ -228,7 +250,7 @@ def fit(
             lr = learning_rate(config.schedule, step, total_steps, config.lr, config.warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with _autocast(device, autocast_dtype):
+            with _autocast(device, amp_dtype):
                 logits = model(x)
                 loss = F.cross_entropy(logits, y, label_smoothing=config.label_smoothing)
                 if config.nam_sparsity > 0:
@@ -237,41 +259,62 @@ def fit(
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
+            if ema is not None:
+                ema.update_parameters(model)
             loss_sum += loss.item() * len(y)
             correct += (logits.argmax(1) == y).sum().item()
             seen += len(y)
             batches.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", refresh=False)
         train_seconds = time.perf_counter() - start
         test_loss, test_acc = evaluate(model, data.test, config.eval_batch_size, device,
-                                       config.channels_last, autocast_dtype)
+                                       config.channels_last, amp_dtype)
+        ema_test_loss = ema_test_acc = None
+        if ema is not None:
+            ema_test_loss, ema_test_acc = evaluate(ema.module, data.test, config.eval_batch_size, device,
+                                                   config.channels_last, amp_dtype)
         stats = EpochStats(
             epoch=epoch + 1, lr=lr, train_loss=loss_sum / seen, train_acc=correct / seen,
             test_loss=test_loss, test_acc=test_acc, seconds=time.perf_counter() - start,
-            images_per_s=seen / train_seconds,
+            images_per_s=seen / train_seconds, ema_test_loss=ema_test_loss, ema_test_acc=ema_test_acc,
         )
         state.history.append(asdict(stats))
         state.epoch = epoch + 1
         if progress:
+            ema_text = "" if ema_test_acc is None else f"  ema test acc {ema_test_acc:.2%}"
             tqdm.write(f"epoch {stats.epoch:3d}  train loss {stats.train_loss:.3f} acc {stats.train_acc:.2%}  "
-                       f"test loss {stats.test_loss:.3f} acc {stats.test_acc:.2%}  {stats.seconds:.0f}s")
+                       f"test loss {stats.test_loss:.3f} acc {stats.test_acc:.2%}{ema_text}  {stats.seconds:.0f}s")
         if checkpoint is not None:
-            _save_checkpoint(Path(checkpoint), model, optimizer, scaler, state)
+            _save_checkpoint(Path(checkpoint), model, optimizer, scaler, state, ema)
     return [EpochStats(**row) for row in state.history]
 
 
+def parameter_groups(model: nn.Module, weight_decay: float, decay_norm_and_bias: bool = True) -> list[dict]:
+    """The optimiser's parameter groups: all with ``weight_decay``, or, with ``decay_norm_and_bias=False``,
+    the parameters of fewer than two dimensions (norm scales and shifts, biases) without it."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    if decay_norm_and_bias:
+        return [{"params": parameters, "weight_decay": weight_decay}]
+    return [{"params": [p for p in parameters if p.ndim > 1], "weight_decay": weight_decay},
+            {"params": [p for p in parameters if p.ndim <= 1], "weight_decay": 0.0}]
+
+
 def _save_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     scaler: torch.amp.GradScaler, state: _State) -> None:
+                     scaler: torch.amp.GradScaler, state: _State, ema: AveragedModel | None) -> None:
     """Write the checkpoint atomically: an interrupted save leaves the previous one intact."""
     checkpoint = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                   "epoch": state.epoch, "history": state.history}
+    if ema is not None:
+        checkpoint["ema"] = ema.state_dict()
     write_atomically(path, lambda tmp: torch.save(checkpoint, tmp))
 
 
 def _load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
-                     scaler: torch.amp.GradScaler) -> _State:
-    """Restore model, optimiser and progress; ``weights_only=True`` never runs pickled code."""
+                     scaler: torch.amp.GradScaler, ema: AveragedModel | None) -> _State:
+    """Restore model, optimiser, weight average and progress; ``weights_only=True`` never runs pickled code."""
     saved = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     scaler.load_state_dict(saved["scaler"])
+    if ema is not None:
+        ema.load_state_dict(saved["ema"])
     return _State(epoch=saved["epoch"], history=saved["history"])

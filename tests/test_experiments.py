@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import pytest
+import torch
 
 import attn
 from attn import experiments
@@ -54,6 +55,70 @@ def test_kept_weights_give_back_the_trained_model(tmp_path):
     assert not model.training and experiments.weights_path(TINY_RUN, tmp_path).exists()
     assert evaluate(model, data.test, batch_size=64)[1] == pytest.approx(result["final_test_acc"])
     assert run(TINY_RUN, data, tmp_path, keep_weights=True) == result  # now cached with its weights
+    loaded, recorded = experiments.load_trained(result_path(TINY_RUN, tmp_path))
+    assert recorded == result and torch.equal(loaded.state_dict()["fc.weight"], model.state_dict()["fc.weight"])
+
+
+def test_a_weight_file_of_another_run_or_architecture_is_refused_naming_both(tmp_path):
+    data = synthetic()
+    run(TINY_RUN, data, tmp_path, progress=False, keep_weights=True)
+    other = replace(TINY_RUN, attention="se")
+    weights = experiments.weights_path(TINY_RUN, tmp_path)
+    weights.rename(experiments.weights_path(other, tmp_path))
+    with pytest.raises(ValueError, match=r"architecture is 'resnet8-eca' but the run asks for 'resnet8-se'"):
+        experiments.load_model(other, tmp_path)
+    longer = replace(TINY_RUN, train=replace(TINY_RUN.train, epochs=2))  # same architecture, another run
+    experiments.weights_path(other, tmp_path).rename(experiments.weights_path(longer, tmp_path))
+    with pytest.raises(ValueError, match=f"key is '{TINY_RUN.key}' but the run asks for '{longer.key}'"):
+        experiments.load_model(longer, tmp_path)
+    torch.save({"fc.weight": torch.zeros(1)}, experiments.weights_path(TINY_RUN, tmp_path))
+    with pytest.raises(ValueError, match="not an attn weight file"):
+        experiments.load_model(TINY_RUN, tmp_path)
+
+
+def test_a_result_records_train_accuracy_in_eval_mode_on_a_fixed_subset(tmp_path):
+    data, config = synthetic(n_train=300), replace(TINY_RUN, train=replace(TINY_RUN.train, precision="fp32"))
+    result = run(config, data, tmp_path, progress=False, keep_weights=True)
+    model = experiments.load_model(config, tmp_path)
+    assert result["version"] == 2 and result["train_eval"]["size"] == 300
+    loss, acc = evaluate(model, experiments.train_eval_split(data.train), batch_size=64)
+    assert result["train_eval"]["acc"] == pytest.approx(acc) and result["train_eval"]["loss"] == pytest.approx(loss)
+    history = result["history"][0]
+    assert {"train_loss", "train_acc", "test_loss", "test_acc"} <= set(history)
+
+
+def test_the_reference_grid_trains_every_variant_s_seed_0_first_and_keeps_those_weights():
+    configs = grid("reference")
+    assert len(configs) == 25
+    first = configs[:13]
+    assert {c.train.seed for c in first} == {0} and len({c.key for c in first}) == 13
+    assert [c.variant for c in first] == [
+        "none", "se", "se(reduction=4)", "se_var1", "se_var2", "se_var3", "se_gc(group_size=4)", "eca_ns", "eca",
+        "eca(kernel_size=5)", "ge_theta", "ge_theta_plus", "nam"]
+    assert sorted({c.variant for c in configs[13:]}) == sorted(experiments.HEADLINE)
+    assert [experiments.keeps_weights("reference", c) for c in configs] == [True] * 13 + [False] * 12
+    assert all(c.train.epochs == 30 and c.train.precision == "bf16" and not c.train.decay_norm_and_bias
+               for c in configs)
+    assert "ge_theta_minus" not in {c.attention for c in configs}  # = se_var1 at global extent
+    for config in configs:
+        experiments.validate(config)
+
+
+def test_the_ablation_grid_ends_with_three_seeds_of_the_width_fair_controls():
+    controls = grid("ablation")[36:]
+    assert [c.key.split("-e10-")[0] for c in controls[:3]] == [
+        "resnet8-se-reduction4", "resnet8-se_gc-group_size4", "resnet8-eca-kernel_size5"]
+    assert len(controls) == 9 and [c.train.seed for c in controls] == [0] * 3 + [1] * 3 + [2] * 3
+    assert all(c.train == replace(grid("ablation")[0].train, seed=c.train.seed) for c in controls)
+
+
+def test_a_result_s_config_rebuilds_its_run_and_unknown_settings_are_refused():
+    config = replace(TINY_RUN, attention_kwargs={"kernel_size": 5})
+    recorded = json.loads(json.dumps(asdict(config.resolved())))
+    assert experiments.config_from_dict(recorded).key == config.key
+    recorded["train"]["warp_speed"] = 9
+    with pytest.raises(ValueError, match="does not know: warp_speed"):
+        experiments.config_from_dict(recorded)
 
 
 def test_a_failed_write_leaves_no_result_file(tmp_path, monkeypatch):
@@ -106,7 +171,7 @@ def test_key_changes_with_any_part_of_the_configuration():
 
 def test_named_grids():
     ablation = grid("ablation")
-    assert len(ablation) == 12 * 3 and {c.attention for c in ablation} == {"none", *attn.available()}
+    assert len(ablation) == 12 * 3 + 3 * 3 and {c.attention for c in ablation} == {"none", *attn.available()}
     assert [c.train.seed for c in ablation[:12]] == [0] * 12  # seed-major: every variant of seed 0 first
     assert all(c.depth == 8 and c.train.epochs >= 10 for c in ablation)
     main = grid("main")

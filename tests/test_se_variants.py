@@ -61,3 +61,13 @@ def test_group_conv_is_block_diagonal():
 def test_group_conv_rejects_bad_groups(groups, message):
     with pytest.raises(ValueError, match=message):
         SEGroupConv(16, groups=groups)
+
+
+def test_se_gc_takes_a_group_size_instead_of_a_group_count():
+    assert SEGroupConv(64, group_size=4).groups == 16 and SEGroupConv(16, group_size=4).groups == 4
+    assert SEGroupConv(16).groups == 16  # the paper's SE-GC1 default: a diagonal at C = 16
+    assert sum(p.numel() for p in SEGroupConv(32, group_size=4).parameters()) == 32 * 4
+    with pytest.raises(ValueError, match="group_size=3 must divide channels=16"):
+        SEGroupConv(16, group_size=3)
+    with pytest.raises(ValueError, match="groups or group_size, not both"):
+        SEGroupConv(16, groups=4, group_size=4)

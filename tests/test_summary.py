@@ -99,7 +99,9 @@ def test_quote_gives_each_grid_s_sentence_and_says_what_is_not_committed(tmp_pat
     ablation = [line for line in text if line.startswith("ablation grid: ")]
     assert ablation[0] == "ablation grid: " + describe(summarize(RESULTS)[0])
     assert ablation[1].startswith("ablation grid: ResNet-8 + se, 10 epochs, 3 seeds") and "+9.00 points" in ablation[1]
-    assert ablation[2] == "ablation grid: ResNet-8 + nam: no runs committed yet (python -m attn grid ablation)."
+    assert ablation[2] == ("ablation grid: ResNet-8 + se(reduction=4): no runs committed yet "
+                           "(python -m attn grid ablation).")  # a grid's width-fair control of a quoted attention
+    assert ablation[3] == "ablation grid: ResNet-8 + nam: no runs committed yet (python -m attn grid ablation)."
     assert "main grid: ResNet-20 + se: no runs committed yet (python -m attn grid main)." in text
     assert "recipe grid: ResNet-20 + none: no runs committed yet (python -m attn grid recipe)." in text
     assert not any("se_var1" in line for line in quote("se_var1", tmp_path).splitlines() if line.startswith("main"))

@@ -53,7 +53,8 @@ def test_same_seed_same_history_different_seed_different():
         torch.manual_seed(seed)
         runs.append(without_timing(fit(cifar_resnet(8), data, replace(QUICK, seed=seed), progress=False)))
     assert runs[0] == runs[1] and runs[0] != runs[2]
-    assert set(runs[0][0]) == {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"}
+    assert set(runs[0][0]) == {"epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "ema_test_loss",
+                               "ema_test_acc"}
 
 
 class _Kill(Exception):
@@ -138,3 +139,39 @@ def test_quick_training_on_cifar10_clearly_beats_chance():
     torch.manual_seed(0)
     history = fit(cifar_resnet(8), small, TrainConfig(epochs=2), progress=False)
     assert history[-1].test_acc > 0.25, f"test accuracy {history[-1].test_acc:.1%} is too close to chance (10 %)"
+
+
+def test_weight_decay_can_spare_norm_parameters_and_biases():
+    model = cifar_resnet(8, "se")
+    decayed, spared = attn.train.parameter_groups(model, 5e-4, decay_norm_and_bias=False)
+    assert decayed["weight_decay"] == 5e-4 and spared["weight_decay"] == 0.0
+    assert all(p.ndim > 1 for p in decayed["params"]) and all(p.ndim <= 1 for p in spared["params"])
+    assert len(decayed["params"]) + len(spared["params"]) == len(list(model.parameters()))
+    (everything,) = attn.train.parameter_groups(model, 5e-4)
+    assert len(everything["params"]) == len(list(model.parameters()))
+
+
+def test_the_weight_average_is_evaluated_every_epoch_and_survives_a_resume(tmp_path):
+    data = synthetic()
+    config = replace(QUICK, ema_decay=0.9)
+    torch.manual_seed(0)
+    whole = fit(cifar_resnet(8), data, config, progress=False)
+    assert all(0 <= epoch.ema_test_acc <= 1 and epoch.ema_test_loss > 0 for epoch in whole)
+    torch.manual_seed(0)
+    model, calls = cifar_resnet(8), {"n": 0}
+
+    def kill_in_the_second_epoch(module, inputs):
+        calls["n"] += module.training
+        if calls["n"] == 4 + 2:  # 4 training batches per epoch, then 2 more
+            raise _Kill
+
+    handle = model.register_forward_pre_hook(kill_in_the_second_epoch)
+    with pytest.raises(_Kill):
+        fit(model, data, config, checkpoint=tmp_path / "ckpt.pt", progress=False)
+    handle.remove()
+    torch.manual_seed(0)
+    resumed = fit(cifar_resnet(8), data, config, checkpoint=tmp_path / "ckpt.pt", progress=False)
+    assert without_timing(resumed) == without_timing(whole)
+    assert fit(cifar_resnet(8), data, QUICK, progress=False)[0].ema_test_acc is None
+    with pytest.raises(ValueError, match="ema_decay must be in"):
+        TrainConfig(ema_decay=1.0)
