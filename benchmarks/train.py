@@ -1,6 +1,6 @@
 """Training throughput of the ``attn`` loop against a naive torchvision loop, and the cost of attention.
 
-    python benchmarks/train.py [--archive PATH] [--steps 20] [--rounds 3]
+    python benchmarks/train.py [--archive PATH] [--steps 20] [--rounds 3] [--threads 1] [--skip pipelines ...]
 
 Part 1 trains the same ResNet-20 with two input pipelines, alternating A, B, A, B, ... so
 drift on a shared machine hits both alike:
@@ -12,11 +12,16 @@ drift on a shared machine hits both alike:
   tensors, normalisation on the fly) and ``channels_last``, as :func:`attn.train.fit` does.
 
 Part 2 times training steps of ResNet-20 with each attention module against ResNet-20
-without attention, interleaved the same way, and prints the wall-time ratio.
+without attention, interleaved the same way, and prints the wall-time ratio, under bf16
+autocast (the reference grid's precision; ``--overhead-precision fp32`` for the 10-epoch
+grids'). It also times GE-θ's whole-map gather computed as ``einsum`` (the previous form)
+beside the dense-product operator it uses now.
 
 Part 3 times ResNet-20 training steps in float32 and under bfloat16 autocast on the CPU
 (what ``TrainConfig(precision="bf16")`` does, and what ``"auto"`` picks on a CPU with
-native bf16 instructions).
+native bf16 instructions), each eager and under ``torch.compile``; and the matrix-multiply
+peak of the same threads (1024 x 1024 products), so that it prints what fraction of that
+peak the training step reaches (forward + backward = 3 x the forward's multiply-adds).
 
 Images/s count optimiser steps of batch 128 including the data pipeline (forward, backward,
 SGD step). Do not run it beside another CPU-heavy job. The JPEG files for the naive loop
@@ -41,7 +46,9 @@ from torchvision import datasets, transforms
 
 import attn
 from attn.data import MEAN, STD, BatchLoader, load_cifar10
+from attn.gather_excite import WholeMapDepthwiseConv
 from attn.models import cifar_resnet
+from attn.profile import count_macs
 
 BATCH = 128
 
@@ -105,45 +112,96 @@ def pipelines(archive: Path, steps: int, rounds: int) -> None:
     print(f"  ratio attn / naive: {ours / naive:.2f}x (target >= 1.3x)")
 
 
-def attention_overhead(steps: int, rounds: int, names: list[str]) -> None:
+class EinsumWholeMapGather(nn.Module):
+    """GE-θ's global gather as it was computed before ``attn.whole_map_depthwise``: one ``einsum``."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.weight = conv.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("nchw,chw->nc", x, self.weight[:, 0])[:, :, None, None]
+
+
+def with_einsum_gather(model: nn.Module) -> nn.Module:
+    """``model`` with every whole-map gather replaced by :class:`EinsumWholeMapGather` (same weights)."""
+    for module in list(model.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, WholeMapDepthwiseConv):
+                setattr(module, name, EinsumWholeMapGather(child))
+    return model
+
+
+def attention_overhead(steps: int, rounds: int, names: list[str], precision: str) -> None:
     torch.manual_seed(0)
     x = torch.randn(BATCH, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (BATCH,))
     batches = itertools.repeat((x, y))
-    models = {name: cifar_resnet(20, name).to(memory_format=torch.channels_last) for name in ["none", *names]}
+    dtype = AUTOCAST[precision]
+    models = {name: cifar_resnet(20, name) for name in ["none", *names]}
+    for name in ("ge_theta", "ge_theta_plus"):
+        if name in names:
+            models[f"{name} (einsum)"] = with_einsum_gather(cifar_resnet(20, name))
+    models = {k: m.to(memory_format=torch.channels_last) for k, m in models.items()}
     optimizers = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for k, m in models.items()}
     times: dict[str, list[float]] = {name: [] for name in models}
     for name in models:
-        timed_steps(models[name], batches, 2, optimizers[name])
+        timed_steps(models[name], batches, 2, optimizers[name], dtype)
     for _ in range(rounds):
         for name in models:
-            times[name].append(timed_steps(models[name], batches, steps, optimizers[name]))
+            times[name].append(timed_steps(models[name], batches, steps, optimizers[name], dtype))
     base = statistics.median(times["none"])
-    print(f"\nWall-time overhead of attention, ResNet-20 training steps (batch {BATCH}, channels_last, "
+    print(f"\nWall-time overhead of attention, ResNet-20 training steps ({precision}, batch {BATCH}, channels_last, "
           f"{steps} steps x {rounds} interleaved rounds, median)")
     for name in models:
         t = statistics.median(times[name])
-        print(f"  {name:16s} {steps * BATCH / t:6.0f} img/s   {t / base:5.2f}x of none")
+        print(f"  {name:22s} {steps * BATCH / t:6.0f} img/s   {t / base:5.2f}x of none")
+
+
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 1024, repeats: int = 20) -> float:
+    """GFLOP/s of ``size x size`` matrix products in ``dtype`` on the current threads (best of 3)."""
+    a, b = (torch.randn(size, size).to(dtype) for _ in range(2))
+    a @ b
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 * repeats / best / 1e9
 
 
 def precision_speed(steps: int, rounds: int) -> None:
     torch.manual_seed(0)
     x = torch.randn(BATCH, 3, 32, 32).contiguous(memory_format=torch.channels_last)
     batches = itertools.repeat((x, torch.randint(0, 10, (BATCH,))))
-    precisions = {"fp32": None, "bf16 autocast": torch.bfloat16}
-    models = {k: cifar_resnet(20).to(memory_format=torch.channels_last) for k in precisions}
+    cases = {f"{p} {mode}": (p, mode) for p in AUTOCAST for mode in ("eager", "compiled")}
+    models = {}
+    for case, (_, mode) in cases.items():
+        model = cifar_resnet(20).to(memory_format=torch.channels_last)
+        models[case] = torch.compile(model) if mode == "compiled" else model
     optimizers = {k: torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for k, m in models.items()}
-    times: dict[str, list[float]] = {k: [] for k in precisions}
-    for k, dtype in precisions.items():
-        timed_steps(models[k], batches, 2, optimizers[k], dtype)
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for case, (precision, _) in cases.items():  # warm-up, and compilation (tens of seconds each)
+        timed_steps(models[case], batches, 2, optimizers[case], AUTOCAST[precision])
     for _ in range(rounds):
-        for k, dtype in precisions.items():
-            times[k].append(timed_steps(models[k], batches, steps, optimizers[k], dtype))
-    base = statistics.median(times["fp32"])
-    print(f"\nPrecision, ResNet-20 training steps on the CPU (batch {BATCH}, channels_last, median)")
-    for k in precisions:
-        t = statistics.median(times[k])
-        print(f"  {k:16s} {steps * BATCH / t:6.0f} img/s   {t / base:5.2f}x the time of fp32")
+        for case, (precision, _) in cases.items():
+            times[case].append(timed_steps(models[case], batches, steps, optimizers[case], AUTOCAST[precision]))
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    flop_per_image = 3 * 2 * count_macs(cifar_resnet(20))  # forward + backward = 3 x the forward's
+    base = statistics.median(times["fp32 eager"])
+    print(f"\nPrecision, ResNet-20 training steps on the CPU (batch {BATCH}, channels_last, "
+          f"{torch.get_num_threads()} threads, median)")
+    print(f"  matrix-multiply peak, 1024 x 1024: fp32 {peaks['fp32']:.0f} GFLOP/s, bf16 {peaks['bf16']:.0f} GFLOP/s")
+    for case, (precision, _) in cases.items():
+        t = statistics.median(times[case])
+        rate = steps * BATCH / t
+        achieved = rate * flop_per_image / 1e9
+        print(f"  {case:14s} {rate:6.0f} img/s   {base / t:5.2f}x the speed of fp32 eager   "
+              f"{achieved:5.0f} GFLOP/s = {achieved / peaks[precision]:4.0%} of the {precision} matmul peak")
 
 
 def main() -> None:
@@ -151,13 +209,19 @@ def main() -> None:
     parser.add_argument("--archive", default=str(Path(__file__).resolve().parents[2] / "shared/data/cifar10-jpeg.tar.gz"))
     parser.add_argument("--steps", type=int, default=20, help="SGD steps per timed round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--skip-pipelines", action="store_true")
     parser.add_argument("--attentions", nargs="*", default=attn.available())
+    parser.add_argument("--overhead-precision", choices=sorted(AUTOCAST), default="bf16")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice; the grids use 1)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["pipelines", "overhead", "precision"])
     args = parser.parse_args()
-    if not args.skip_pipelines:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if "pipelines" not in args.skip:
         pipelines(Path(args.archive), args.steps, args.rounds)
-    attention_overhead(args.steps, args.rounds, args.attentions)
-    precision_speed(args.steps, args.rounds)
+    if "overhead" not in args.skip:
+        attention_overhead(args.steps, args.rounds, args.attentions, args.overhead_precision)
+    if "precision" not in args.skip:
+        precision_speed(args.steps, args.rounds)
 
 
 if __name__ == "__main__":

@@ -314,7 +314,7 @@ def test_comparison_tables_are_generated_from_the_committed_files(stage: Path, n
         rows = summarize_dir(ROOT / "results" / grid)
         assert format_summary(rows, markdown=True) in shown, f"chapter 7's {grid} table differs from results/{grid}"
         for row in rows:
-            assert describe(row) in printed, f"chapter 7 lacks the sentence for {grid}/{row['attention']}"
+            assert describe(row) in printed, f"chapter 7 lacks the sentence for {grid}/{row['variant']}"
 
 
 def test_generated_tables_and_quotes_render_as_html(site) -> None:
@@ -324,7 +324,7 @@ def test_generated_tables_and_quotes_render_as_html(site) -> None:
     assert "| attention |" not in comparison, "chapter 7 shows a summary table as raw Markdown"
     for grid in ("ablation", "main"):
         for row in summarize_dir(ROOT / "results" / grid) if load_results(ROOT / "results" / grid) else []:
-            cell = rf"<td[^>]*>\s*(?:<p>)?{re.escape(row['attention'])}\s*(?:</p>)?\s*</td>"
-            assert re.search(cell, comparison), f"chapter 7's {grid} table has no cell for {row['attention']}"
+            cell = rf"<td[^>]*>\s*(?:<p>)?{re.escape(row['variant'])}\s*(?:</p>)?\s*</td>"
+            assert re.search(cell, comparison), f"chapter 7's {grid} table has no cell for {row['variant']}"
     se_page = (html_dir / "notebooks" / "02_se.html").read_text()
     assert re.search(r"<li>\s*(?:<p>)?ablation grid: ResNet-8 \+ none", se_page), "chapter 2's quoted rows are not a list"
