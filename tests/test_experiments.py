@@ -98,7 +98,7 @@ def test_the_reference_grid_trains_every_variant_s_seed_0_first_and_keeps_those_
     assert sorted({c.variant for c in configs[13:]}) == sorted(experiments.HEADLINE)
     assert [experiments.keeps_weights("reference", c) for c in configs] == [True] * 13 + [False] * 12
     assert all(c.train.epochs == 30 and c.train.precision == "bf16" and not c.train.decay_norm_and_bias
-               for c in configs)
+               and c.train.ema_decay == 0.999 for c in configs)
     assert "ge_theta_minus" not in {c.attention for c in configs}  # = se_var1 at global extent
     for config in configs:
         experiments.validate(config)
