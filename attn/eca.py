@@ -63,19 +63,22 @@ class EfficientChannelAttention(ChannelGate):
         channels: ``C``.
         kernel_size: ``k``, odd; ``None`` computes it from ``C`` with :func:`eca_kernel_size`.
         gamma, b: the constants of the adaptive ``k`` (paper: 2 and 1 throughout).
+        gate_layer, identity_at_start: see :mod:`attn.gates` (the identity form zeroes the kernel).
     """
 
-    def __init__(self, channels: int, kernel_size: int | None = None, gamma: int = 2, b: int = 1) -> None:
-        super().__init__(channels)
-        self.kernel_size = _kernel_size(type(self).__name__, self.channels, kernel_size, gamma, b)
+    def __init__(self, channels: int, kernel_size: int | None = None, gamma: int = 2, b: int = 1,
+                 gate_layer: str | None = None, identity_at_start: bool = False) -> None:
+        super().__init__(channels, gate_layer, identity_at_start)
+        self.kernel_size = _kernel_size(self._owner, self.channels, kernel_size, gamma, b)
         self.conv = nn.Conv1d(1, 1, self.kernel_size, padding=(self.kernel_size - 1) // 2, bias=False)
+        self._zero_last(self.conv)
 
     def excite(self, y: torch.Tensor) -> torch.Tensor:
         """1-D convolution across the channel axis: ``(N, C) -> (N, 1, C) -> (N, C)``."""
         return self.conv(y[:, None, :])[:, 0, :]
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, kernel_size={self.kernel_size}"
+        return f"{super().extra_repr()}, kernel_size={self.kernel_size}"
 
 
 class ECANoSharing(ChannelGate):
@@ -83,19 +86,27 @@ class ECANoSharing(ChannelGate):
 
     Channel ``i`` sees the zero-padded window ``y[i - (k-1)/2 : i + (k-1)/2 + 1]`` and has
     its own ``k`` weights, stored like the official code as a depthwise ``Conv1d(C, C, k,
-    groups=C)`` applied to the unfolded windows.
+    groups=C)`` applied to the windows.
+
+    The official code cuts the windows with ``unfold``; here they are ``k`` shifted slices of
+    the padded descriptor, stacked: the same ``(N, C, k)`` tensor, and one that the
+    TorchScript-based ONNX exporter exports (its ``unfold`` needs the size of the padded input,
+    which it does not know: "input size not accessible").
     """
 
-    def __init__(self, channels: int, kernel_size: int | None = None, gamma: int = 2, b: int = 1) -> None:
-        super().__init__(channels)
-        self.kernel_size = _kernel_size(type(self).__name__, self.channels, kernel_size, gamma, b)
+    def __init__(self, channels: int, kernel_size: int | None = None, gamma: int = 2, b: int = 1,
+                 gate_layer: str | None = None, identity_at_start: bool = False) -> None:
+        super().__init__(channels, gate_layer, identity_at_start)
+        self.kernel_size = _kernel_size(self._owner, self.channels, kernel_size, gamma, b)
         self.conv = nn.Conv1d(self.channels, self.channels, self.kernel_size, groups=self.channels, bias=False)
+        self._zero_last(self.conv)
 
     def excite(self, y: torch.Tensor) -> torch.Tensor:
-        """Unfold ``(N, C)`` into windows ``(N, C, k)`` and weight each channel's own window."""
+        """Cut ``(N, C)`` into windows ``(N, C, k)`` and weight each channel's own window."""
         pad = (self.kernel_size - 1) // 2
-        windows = F.pad(y, (pad, pad)).unfold(1, self.kernel_size, 1)
+        padded = F.pad(y, (pad, pad))
+        windows = torch.stack([padded[:, j:j + self.channels] for j in range(self.kernel_size)], dim=2)
         return self.conv(windows)[:, :, 0]
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, kernel_size={self.kernel_size}"
+        return f"{super().extra_repr()}, kernel_size={self.kernel_size}"

@@ -24,8 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .whole_map_depthwise import whole_map_depthwise
 from .checks import check_feature_map, check_spatial_size, positive_int, spatial_pair
+from .gates import gate_activation, resolve_gate_layer
+from .whole_map_depthwise import whole_map_depthwise
 
 __all__ = ["GatherExcite", "WholeMapDepthwiseConv", "GE_VARIANTS", "GE_EXTENTS"]
 
@@ -48,6 +49,17 @@ class GatherExcite(nn.Module):
         reduction: ``r`` of the ``theta_plus`` MLP; hidden width ``max(1, C // r)``.
         relu_before_mlp: ``theta_plus`` only. The official GE-θ⁺ applies a ReLU between the
             gather's BN and the MLP; timm's GatherExcite does not. ``False`` reproduces timm.
+        official_init: initialise and configure the learned parts as the official prototxts
+            (hujie-frank/GENet) train them, instead of PyTorch's defaults: the gather
+            convolutions msra-initialised (normal, std ``sqrt(2 / fan_in)``: ``sqrt(2 / HW)`` for
+            the global kernel, ``sqrt(2 / 9)`` for the 3x3 ones; PyTorch's default is about 2.5x
+            smaller), the gather's batch norms with Caffe's moving-average factor 0.95
+            (PyTorch ``momentum=0.05``; the default is 0.1), and GE-θ⁺'s MLP weights drawn from
+            ``N(0, 0.01)`` with zero biases. The book's grids were trained with the defaults.
+        gate_layer: ``"sigmoid"`` (default) or ``"2sigmoid"`` (:mod:`attn.gates`).
+        identity_at_start: ``theta`` and ``theta_plus`` only: ``2 * sigmoid`` with the layer that
+            produces the logits zeroed (the gather's last batch norm for ``theta``, the MLP's
+            last convolution for ``theta_plus``), so the module computes exactly ``x`` at first.
 
     Parameters: ``theta_minus`` 0; ``theta`` global ``C*H*W + 2C``, extent ``e``
     ``log2(e) * 11C`` (3x3 depthwise weights and BN); ``theta_plus`` adds ``2C^2/r + C/r + C``.
@@ -61,6 +73,9 @@ class GatherExcite(nn.Module):
         spatial_size: int | tuple[int, int] | None = None,
         reduction: int = 16,
         relu_before_mlp: bool = True,
+        official_init: bool = False,
+        gate_layer: str | None = None,
+        identity_at_start: bool = False,
     ) -> None:
         super().__init__()
         owner = self._owner = type(self).__name__  # for the input checks' messages (TorchScript has no type(self))
@@ -71,6 +86,13 @@ class GatherExcite(nn.Module):
             raise ValueError(f"{owner}: extent must be one of {GE_EXTENTS} (0 = global), got {extent!r}")
         if not relu_before_mlp and variant != "theta_plus":
             raise ValueError(f"{owner}: relu_before_mlp only applies to variant='theta_plus', not {variant!r}")
+        if variant == "theta_minus" and (official_init or identity_at_start):
+            option = "official_init" if official_init else "identity_at_start"
+            raise ValueError(f"{owner}: {option} needs learned parts, which variant='theta_minus' does not have; "
+                             f"use 'theta' or 'theta_plus'")
+        self.gate_layer = resolve_gate_layer(owner, gate_layer, identity_at_start)
+        self.identity_at_start = identity_at_start
+        self.official_init = official_init
         self.variant = variant
         self.extent = extent
         self.spatial_size = None if spatial_size is None else spatial_pair(owner, spatial_size)
@@ -86,6 +108,25 @@ class GatherExcite(nn.Module):
         if variant == "theta_plus":
             hidden = max(1, self.channels // positive_int(owner, "reduction", reduction))
             self.mlp = self._mlp(hidden, relu_before_mlp)
+        if official_init:
+            self._init_as_prototxt()
+        if identity_at_start:
+            last = self.mlp[-1] if self.mlp is not None else self.gather[-1]
+            for parameter in last.parameters():
+                nn.init.zeros_(parameter)
+
+    def _init_as_prototxt(self) -> None:
+        """The official prototxts' fillers and batch-norm factor (see ``official_init``)."""
+        for layer in self.gather:
+            if isinstance(layer, nn.Conv2d):
+                fan_in = layer.weight[0].numel()  # (C_in / groups) * kH * kW = kH * kW (depthwise)
+                nn.init.normal_(layer.weight, std=math.sqrt(2.0 / fan_in))
+            elif isinstance(layer, nn.BatchNorm2d):
+                layer.momentum = 0.05
+        for layer in self.mlp if self.mlp is not None else ():
+            if isinstance(layer, nn.Conv2d):
+                nn.init.normal_(layer.weight, std=0.01)
+                nn.init.zeros_(layer.bias)
 
     def _learned_gather(self) -> nn.Sequential:
         """Depthwise conv + BN: one ``H x W`` kernel (global), or ``log2(e)`` 3x3 stride-2 layers."""
@@ -116,12 +157,16 @@ class GatherExcite(nn.Module):
         e = self.extent
         return F.avg_pool2d(x, kernel_size=2 * e - 1, stride=e, padding=e - 1, count_include_pad=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Gate ``x`` ``(N, C, H, W)`` position- and channel-wise; returns the same shape and dtype."""
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate ``(N, C, ceil(H/e), ceil(W/e))`` (``(N, C, 1, 1)`` when global), before upsampling."""
         logits = self.gather_map(x)
         if self.mlp is not None:
             logits = self.mlp(logits)
-        gate = torch.sigmoid(logits)
+        return gate_activation(logits, self.gate_layer)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Gate ``x`` ``(N, C, H, W)`` position- and channel-wise; returns the same shape and dtype."""
+        gate = self.gate(x)
         if self.extent == 0:
             return x * gate  # (N, C, 1, 1) broadcasts over any (H, W)
         return _scale(x, gate)
@@ -130,6 +175,10 @@ class GatherExcite(nn.Module):
         text = f"channels={self.channels}, variant={self.variant!r}, extent={self.extent}"
         if self.spatial_size is not None:
             text += f", spatial_size={self.spatial_size}"
+        if self.official_init:
+            text += ", official_init=True"
+        if self.gate_layer != "sigmoid":
+            text += f", gate_layer={self.gate_layer!r}, identity_at_start={self.identity_at_start}"
         return text
 
 
@@ -150,7 +199,9 @@ class WholeMapDepthwiseConv(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W) -> (N, C, 1, 1)``."""
-        if torch.jit.is_scripting() or torch.onnx.is_in_onnx_export():
+        if torch.jit.is_scripting():  # alone in its condition: TorchScript then compiles only this branch
+            return torch.einsum("nchw,chw->nc", x, self.weight[:, 0])[:, :, None, None]
+        if torch.onnx.is_in_onnx_export():
             return torch.einsum("nchw,chw->nc", x, self.weight[:, 0])[:, :, None, None]
         return whole_map_depthwise(x, self.weight[:, 0])[:, :, None, None]
 

@@ -33,22 +33,35 @@ from .checks import check_feature_map, check_spatial_size, positive_int, spatial
 __all__ = ["NAM", "nam_sparsity_loss"]
 
 
-def _weighted_batch_norm(bn: nn.modules.batchnorm._BatchNorm, x: torch.Tensor, detach: bool) -> torch.Tensor:
+def _weighted_batch_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    num_batches_tracked: torch.Tensor | None,
+    momentum: float | None,
+    eps: float,
+    training: bool,
+    detach: bool,
+) -> torch.Tensor:
     """``W * bn(x)`` with ``W = |gamma| / sum |gamma|``, in one ``F.batch_norm`` call.
 
-    Updates ``bn``'s running statistics exactly as ``bn(x)`` would.
+    Takes the batch norm's parameters, buffers and settings (``weight`` is ``gamma``) rather
+    than the module, so that ``torch.jit.script`` compiles it for ``BatchNorm1d`` and
+    ``BatchNorm2d`` alike. Updates the running statistics exactly as ``bn(x)`` would.
     """
-    importance = bn.weight.abs() / bn.weight.abs().sum()
+    importance = weight.abs() / weight.abs().sum()
     if detach:
         importance = importance.detach()
-    momentum = bn.momentum
-    if bn.training:
-        bn.num_batches_tracked.add_(1)
+    average_factor = 0.0 if momentum is None else momentum
+    if training and num_batches_tracked is not None:
+        num_batches_tracked.add_(1)
         if momentum is None:  # cumulative moving average, as nn.BatchNorm does
-            momentum = 1.0 / float(bn.num_batches_tracked)
+            average_factor = 1.0 / float(num_batches_tracked)
     return F.batch_norm(
-        x, bn.running_mean, bn.running_var, bn.weight * importance, bn.bias * importance,
-        training=bn.training, momentum=momentum or 0.0, eps=bn.eps,
+        x, running_mean, running_var, weight * importance, bias * importance,
+        training=training, momentum=average_factor, eps=eps,
     )
 
 
@@ -78,7 +91,7 @@ class NAM(nn.Module):
         detach_weights: bool = True,
     ) -> None:
         super().__init__()
-        owner = type(self).__name__
+        owner = self._owner = type(self).__name__  # for the input checks' messages (TorchScript has no type(self))
         self.channels = positive_int(owner, "channels", channels)
         self.detach_weights = detach_weights
         self.bn = nn.BatchNorm2d(self.channels)
@@ -94,18 +107,40 @@ class NAM(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Channel gate, then (optionally) pixel gate; ``(N, C, H, W) -> (N, C, H, W)``."""
-        check_feature_map(type(self).__name__, x, self.channels)
-        check_spatial_size(type(self).__name__, x, self.spatial_size)
-        x = x * torch.sigmoid(_weighted_batch_norm(self.bn, x, self.detach_weights))
+        x = x * self.channel_gate(x)
         if self.pixel_bn is not None:
             x = x * torch.sigmoid(self._pixel_logits(x))
         return x
+
+    def channel_gate(self, x: torch.Tensor) -> torch.Tensor:
+        """The channel branch's gate ``sigmoid(W_gamma * BN(x))``, ``(N, C, H, W)`` (in training mode
+        it updates the batch norm's running statistics, as :meth:`forward` does)."""
+        check_feature_map(self._owner, x, self.channels)
+        check_spatial_size(self._owner, x, self.spatial_size)
+        bn = self.bn
+        logits = _weighted_batch_norm(
+            x, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.num_batches_tracked,
+            bn.momentum, bn.eps, bn.training, self.detach_weights,
+        )
+        return torch.sigmoid(logits)
+
+    def gate(self, x: torch.Tensor) -> torch.Tensor:
+        """What :meth:`forward` multiplies ``x`` ``(N, C, H, W)`` by: the channel gate, times the pixel
+        gate when there is one; ``(N, C, H, W)``."""
+        channel = self.channel_gate(x)
+        if self.pixel_bn is None:
+            return channel
+        return channel * torch.sigmoid(self._pixel_logits(x * channel))
 
     def _pixel_logits(self, x: torch.Tensor) -> torch.Tensor:
         """Pixel normalisation: BN over the ``H*W`` positions of ``x`` viewed as ``(N, H*W, C)``."""
         n, c, h, w = x.shape
         pixels = x.reshape(n, c, h * w).transpose(1, 2)
-        logits = _weighted_batch_norm(self.pixel_bn, pixels, self.detach_weights)
+        bn = self.pixel_bn
+        logits = _weighted_batch_norm(
+            pixels, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.num_batches_tracked,
+            bn.momentum, bn.eps, bn.training, self.detach_weights,
+        )
         return logits.transpose(1, 2).reshape(n, c, h, w)
 
     def scale_factors(self) -> list[torch.Tensor]:

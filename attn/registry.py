@@ -19,7 +19,7 @@ from .nam import NAM
 from .se import SqueezeExcite
 from .se_variants import SEGroupConv, SEVar1, SEVar2, SEVar3
 
-__all__ = ["create", "available", "register", "accepts"]
+__all__ = ["create", "available", "register", "accepts", "IDENTITY_AT_START"]
 
 Factory = Callable[..., nn.Module]
 
@@ -37,6 +37,11 @@ _FACTORIES: dict[str, Factory] = {
     "ge_theta_plus": partial(GatherExcite, variant="theta_plus"),
     "nam": NAM,
 }
+
+
+# The modules with an exact identity-at-start form (attn.gates): their logits come from a learned
+# layer that can start at zero. SE-Var1 and GE-θ⁻ learn nothing; NAM's |γ| / Σ|γ| is 0/0 at γ = 0.
+IDENTITY_AT_START: tuple[str, ...] = ("se", "se_var2", "se_var3", "se_gc", "eca_ns", "eca", "ge_theta", "ge_theta_plus")
 
 
 def available() -> list[str]:
@@ -60,11 +65,17 @@ def create(name: str | None, channels: int, **kwargs: object) -> nn.Module:
 
     ``name`` ``None`` or ``"none"`` gives ``nn.Identity()`` (a network without attention).
     An unknown name raises ``ValueError`` listing the known ones; a keyword the module does
-    not take raises ``TypeError`` listing the ones it does.
+    not take raises ``TypeError`` listing the ones it does; ``identity_at_start=True`` for a
+    module without that form (:data:`IDENTITY_AT_START`) raises ``ValueError`` naming those with one.
     """
     if name is None or name == "none":
         return nn.Identity()
     factory = _lookup(name)
+    if kwargs.get("identity_at_start") and name not in IDENTITY_AT_START:
+        raise ValueError(
+            f"attention {name!r} has no identity-at-start form (SE-Var1 and GE-θ⁻ learn nothing, and NAM's weights "
+            f"|γ| / Σ|γ| are undefined at γ = 0; see attn.gates); the modules that have one: {', '.join(IDENTITY_AT_START)}"
+        )
     _check_keywords(name, factory, kwargs)
     return factory(channels, **kwargs)
 

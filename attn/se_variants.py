@@ -20,7 +20,14 @@ __all__ = ["SEVar1", "SEVar2", "SEVar3", "SEGroupConv"]
 
 
 class SEVar1(ChannelGate):
-    """SE-Var1: ``x * sigmoid(y)`` with ``y = GAP(x)``; no parameters, no interaction."""
+    """SE-Var1: ``x * sigmoid(y)`` with ``y = GAP(x)``; no parameters, no interaction.
+
+    ``gate_layer="2sigmoid"`` gives ``x * 2 sigmoid(y)``, which is close to ``x`` where ``y`` is
+    close to zero; there is no exact identity-at-start form, since nothing is learned.
+    """
+
+    def __init__(self, channels: int, gate_layer: str | None = None) -> None:
+        super().__init__(channels, gate_layer)
 
     def excite(self, y: torch.Tensor) -> torch.Tensor:
         """Identity: the pooled descriptor ``(N, C)`` is the logit."""
@@ -30,12 +37,14 @@ class SEVar1(ChannelGate):
 class SEVar2(ChannelGate):
     """SE-Var2: ``x * sigmoid(w * y)``, one weight per channel (a diagonal matrix); ``C`` parameters.
 
-    The weights start at one, so an untrained SE-Var2 equals SE-Var1.
+    The weights start at one (this package's choice; the ECA paper does not say), so an
+    untrained SE-Var2 equals SE-Var1; with ``identity_at_start`` they start at zero.
     """
 
-    def __init__(self, channels: int) -> None:
-        super().__init__(channels)
+    def __init__(self, channels: int, gate_layer: str | None = None, identity_at_start: bool = False) -> None:
+        super().__init__(channels, gate_layer, identity_at_start)
         self.weight = nn.Parameter(torch.ones(self.channels))
+        self._zero_last(self)
 
     def excite(self, y: torch.Tensor) -> torch.Tensor:
         """Per-channel scaling ``(N, C) -> (N, C)``."""
@@ -45,9 +54,10 @@ class SEVar2(ChannelGate):
 class SEVar3(ChannelGate):
     """SE-Var3: ``x * sigmoid(W y)`` with a full ``C x C`` matrix and no reduction; ``C^2`` parameters."""
 
-    def __init__(self, channels: int) -> None:
-        super().__init__(channels)
+    def __init__(self, channels: int, gate_layer: str | None = None, identity_at_start: bool = False) -> None:
+        super().__init__(channels, gate_layer, identity_at_start)
         self.fc = nn.Linear(self.channels, self.channels, bias=False)
+        self._zero_last(self.fc)
 
     def excite(self, y: torch.Tensor) -> torch.Tensor:
         """Full linear map ``(N, C) -> (N, C)``."""
@@ -66,9 +76,10 @@ class SEGroupConv(ChannelGate):
             ``G = 16`` at ``C = 16`` is a diagonal (SE-Var2's structure). Give one of the two.
     """
 
-    def __init__(self, channels: int, groups: int | None = None, group_size: int | None = None) -> None:
-        super().__init__(channels)
-        owner = type(self).__name__
+    def __init__(self, channels: int, groups: int | None = None, group_size: int | None = None,
+                 gate_layer: str | None = None, identity_at_start: bool = False) -> None:
+        super().__init__(channels, gate_layer, identity_at_start)
+        owner = self._owner
         if groups is not None and group_size is not None:
             raise ValueError(f"{owner}: give groups or group_size, not both (got groups={groups}, group_size={group_size})")
         if group_size is not None:
@@ -83,10 +94,11 @@ class SEGroupConv(ChannelGate):
                 f"(each group mixes channels/groups channels)"
             )
         self.fc = nn.Conv1d(self.channels, self.channels, kernel_size=1, groups=self.groups, bias=False)
+        self._zero_last(self.fc)
 
     def excite(self, y: torch.Tensor) -> torch.Tensor:
         """Block-diagonal linear map ``(N, C) -> (N, C)``."""
         return self.fc(y[:, :, None])[:, :, 0]
 
     def extra_repr(self) -> str:
-        return f"channels={self.channels}, groups={self.groups}"
+        return f"{super().extra_repr()}, groups={self.groups}"

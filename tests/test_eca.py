@@ -89,6 +89,23 @@ def test_eca_ns_is_the_band_matrix_of_eq_7(k):
     torch.testing.assert_close(module(x), x * torch.sigmoid(y @ band.T)[:, :, None, None])
 
 
+def _official_eca_ns(conv: torch.nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """ECA-NS as the official code (BangguWu/ECANet, models/eca_ns.py) computes it: the pooled
+    ``(N, C, 1, 1)`` turned into a ``(N, 1, 1, C)`` image, ``F.unfold`` with a ``(1, k)`` window and
+    zero padding, then the depthwise ``Conv1d(C, C, k, groups=C)`` on the windows."""
+    k = conv.kernel_size[0]
+    y = x.mean((2, 3), keepdim=True).transpose(-1, -3)
+    windows = torch.nn.functional.unfold(y, kernel_size=(1, k), padding=(0, (k - 1) // 2))
+    return x * torch.sigmoid(conv(windows.transpose(-1, -2)))[..., None]
+
+
+@pytest.mark.parametrize("channels, k", [(12, 1), (12, 3), (64, 5)])
+def test_eca_ns_matches_the_official_unfold_formulation(channels, k):
+    module = ECANoSharing(channels, kernel_size=k).double()
+    x = torch.randn(3, channels, 5, 4, dtype=torch.float64)
+    assert (module(x) - _official_eca_ns(module.conv, x)).abs().max().item() <= 1e-12
+
+
 def test_eca_is_eca_ns_with_shared_weights():
     shared = EfficientChannelAttention(32, kernel_size=5).double()
     unshared = ECANoSharing(32, kernel_size=5).double()

@@ -1,4 +1,4 @@
-"""Put an attention module into every residual block of a torchvision ResNet or MobileNetV2.
+r"""Put an attention module into every residual block of a torchvision ResNet or MobileNetV2.
 
 :func:`add_attention` places the module where the SE paper (and ECA, GE, NAM after it)
 puts it: on the residual branch, after its last batch norm, before the shortcut is added.
@@ -8,8 +8,34 @@ puts it: on the residual branch, after its last batch norm, before the shortcut 
 - ``InvertedResidual`` of MobileNetV2, when it has a residual connection
   (``use_res_connect``: stride 1 and as many output as input channels):
   ``x + attention(conv(x))``. The 7 blocks without one (the first block of every stage)
-  get no module, since there is no add to place it before. (The official ECA-MobileNetV2
-  also gates those 7 blocks, so its parameter counts differ slightly from this placement.)
+  get no module by default, since there is no add to place it before;
+  ``residual_only=False`` gates them too, ``attention(conv(x))``, as the official
+  ECA-MobileNetV2 does.
+
+The official ECA networks (BangguWu/ECANet) set ``k`` by hand rather than by the paper's
+Eq. 12, and a factory reproduces them:
+
+- ECA-ResNet-50, ``k = 3, 5, 5, 7`` per stage: 80 parameters, the paper's figure (Eq. 12
+  gives ``k = 5, 5, 5, 7`` and 86)::
+
+      add_attention(resnet50(), lambda c: attn.create("eca", c, kernel_size={256: 3, 512: 5, 1024: 5, 2048: 7}[c]))
+
+  The official state dict names the module ``eca``: rename ``layerS.B.eca.conv.weight`` to
+  ``layerS.B.attention.conv.weight``; every other key is torchvision's.
+- ECA-MobileNetV2, a module in all 17 blocks with ``k = 1`` where ``C < 96`` and 3 otherwise
+  (the official code since its PR #32; its first commit had ``C <= 96``, 25 parameters: use
+  that rule for a checkpoint whose 96-channel modules have ``k = 1``): 31 parameters::
+
+      add_attention(mobilenet_v2(), lambda c: attn.create("eca", c, kernel_size=1 if c < 96 else 3),
+                    residual_only=False)
+
+  The official module is the last layer of the block's ``conv`` sequence: rename
+  ``features.I.conv.J.conv.weight`` (``J`` = 3 in the first block, 4 in the others) to
+  ``features.I.attention.conv.weight``, ``re.sub(r"\.conv\.\d+\.conv\.", ".attention.conv.", key)``;
+  every other key is torchvision's.
+
+The official training scripts wrap the model in ``nn.DataParallel`` (or
+``DistributedDataParallel``) before saving it: strip the leading ``module.`` of every key too.
 
 How it is done, and why. Each supported block gets the new module as a child named
 ``attention`` and its class is switched to a subclass whose ``forward`` applies it
@@ -51,10 +77,12 @@ __all__ = ["add_attention", "SUPPORTED_BLOCKS", "attention_modules"]
 AttentionSpec = str | Callable[..., nn.Module]
 
 
+# The subclasses below declare no class annotation for ``attention``: torch.jit.script would
+# take it for the attribute's type and fail on it.
+
+
 class BasicBlockWithAttention(BasicBlock):
     """torchvision's ``BasicBlock`` with ``self.attention`` after ``bn2``; ``(N, C_in, H, W) -> (N, C, H/s, W/s)``."""
-
-    attention: nn.Module
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
@@ -66,8 +94,6 @@ class BasicBlockWithAttention(BasicBlock):
 class BottleneckWithAttention(Bottleneck):
     """torchvision's ``Bottleneck`` with ``self.attention`` after ``bn3``; ``(N, C_in, H, W) -> (N, C, H/s, W/s)``."""
 
-    attention: nn.Module
-
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
         out = self.relu(self.bn1(self.conv1(x)))
@@ -77,12 +103,14 @@ class BottleneckWithAttention(Bottleneck):
 
 
 class InvertedResidualWithAttention(InvertedResidual):
-    """MobileNetV2's residual ``InvertedResidual`` with ``self.attention`` before the add; ``(N, C, H, W)`` -> same."""
+    """MobileNetV2's ``InvertedResidual`` with ``self.attention`` after its last BN, before the add if it has one.
 
-    attention: nn.Module
+    ``(N, C_in, H, W) -> (N, C, H/s, W/s)``.
+    """
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.attention(self.conv(x))
+        out = self.attention(self.conv(x))
+        return x + out if self.use_res_connect else out
 
 
 # torchvision block type -> (its subclass with attention, the BN whose output is gated)
@@ -94,11 +122,13 @@ _ATTENTIVE: dict[type[nn.Module], tuple[type[nn.Module], Callable[[nn.Module], n
 SUPPORTED_BLOCKS: tuple[str, ...] = (
     "torchvision.models.resnet.BasicBlock (resnet18, resnet34)",
     "torchvision.models.resnet.Bottleneck (resnet50/101/152, wide_resnet50_2/101_2, resnext*)",
-    "torchvision.models.mobilenetv2.InvertedResidual (mobilenet_v2; residual blocks only)",
+    "torchvision.models.mobilenetv2.InvertedResidual (mobilenet_v2; residual blocks, all with residual_only=False)",
 )
 
 
-def add_attention(model: nn.Module, attention: AttentionSpec, **attention_kwargs: object) -> nn.Module:
+def add_attention(
+    model: nn.Module, attention: AttentionSpec, *, residual_only: bool = True, **attention_kwargs: object
+) -> nn.Module:
     """Insert an attention module into every residual block of ``model``, in place; returns ``model``.
 
     Args:
@@ -106,6 +136,9 @@ def add_attention(model: nn.Module, attention: AttentionSpec, **attention_kwargs
             from their block classes), pretrained or not. Its weights are left untouched.
         attention: a registry name (``attn.available()``) or a factory
             ``f(channels, **kwargs) -> nn.Module`` that keeps the shape ``(N, C, H, W)``.
+        residual_only: skip MobileNetV2's blocks without a residual add (default). ``False``
+            gates all 17, after their last BN, as the official ECA-MobileNetV2 does. Every
+            ResNet block has a residual add.
         **attention_kwargs: passed to every module, e.g. ``reduction=16`` or ``extent=4``.
 
     Each module is built for its block's output channels ``C`` (the last BN's features)
@@ -114,12 +147,12 @@ def add_attention(model: nn.Module, attention: AttentionSpec, **attention_kwargs
 
     Raises:
         ValueError: no supported block in ``model`` (the message names the supported
-            ones), attention already added, ``attention`` is ``"none"``, or ``spatial_size``
-            was passed (see the module docstring).
+            ones), attention already added, ``attention`` is ``"none"``, ``residual_only`` is
+            not a bool, or ``spatial_size`` was passed (see the module docstring).
         TypeError: a keyword the module does not take (from :func:`attn.create`).
     """
     build = _builder(attention, attention_kwargs)
-    blocks = _residual_blocks(model)
+    blocks = _blocks(model, residual_only)
     modules = [_module_for(block, build) for block in blocks]  # all built before any block changes
     for block, module in zip(blocks, modules):
         block.__class__ = _ATTENTIVE[type(block)][0]
@@ -140,15 +173,17 @@ def _module_for(block: nn.Module, build: Callable[[int], nn.Module]) -> nn.Modul
     return build(last_bn.num_features).to(device=reference.device, dtype=reference.dtype)
 
 
-def _residual_blocks(model: nn.Module) -> list[nn.Module]:
+def _blocks(model: nn.Module, residual_only: bool) -> list[nn.Module]:
     """The blocks of ``model`` that get a module; raises ``ValueError`` if there are none."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"add_attention: model must be a torch.nn.Module, got {type(model).__name__}")
     if attention_modules(model):
         raise ValueError(f"add_attention: {type(model).__name__} already has attention modules; build a fresh model")
+    if not isinstance(residual_only, bool):
+        raise ValueError(f"add_attention: residual_only must be True or False, got {residual_only!r}")
     blocks = [
         block for block in model.modules()
-        if type(block) in _ATTENTIVE and getattr(block, "use_res_connect", True)
+        if type(block) in _ATTENTIVE and (not residual_only or getattr(block, "use_res_connect", True))
     ]
     if not blocks:
         supported = "\n  ".join(SUPPORTED_BLOCKS)

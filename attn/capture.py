@@ -1,0 +1,96 @@
+"""Look inside a network on real images: what each attention slot receives, and the gate it applies.
+
+The chapters analyse trained models the same way: run a batch of test images through the
+network in eval mode, record the input of every block's ``attention`` slot (an
+``nn.Identity`` in a network without attention, so the features are there too), and ask
+each module for the gate it multiplies that input by (:meth:`gate` of the modules):
+
+- SE, its variants and ECA: ``(N, C)``, one weight per channel and image;
+- Gather-Excite: ``(N, C, h, w)``, one weight per channel and gathered cell (``h = w = 1``
+  for the global extent), before it is upsampled to the map;
+- NAM: ``(N, C, H, W)``, one weight per channel and position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import nn
+
+from .data import normalize
+
+__all__ = ["attention_slots", "capture_inputs", "capture_gates", "per_class_mean"]
+
+
+def attention_slots(model: nn.Module) -> dict[str, nn.Module]:
+    """The ``attention`` child of every block, by block name (``"stages.0.1"``), in the network's order."""
+    slots = {name: module.attention for name, module in model.named_modules() if hasattr(module, "attention")
+             and isinstance(getattr(module, "attention"), nn.Module)}
+    if not slots:
+        raise ValueError(f"{type(model).__name__} has no block with an 'attention' slot "
+                         f"(expected an attn CIFAR ResNet, or a model after attn.add_attention)")
+    return slots
+
+
+def _batches(images: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    for start in range(0, len(images), batch_size):
+        yield images[start:start + batch_size]
+
+
+@torch.no_grad()
+def capture_inputs(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> dict[str, torch.Tensor]:
+    """What every attention slot receives for ``images`` ``(N, 3, H, W)`` (``uint8``, normalised here).
+
+    The model runs in eval mode (batch norms use their running statistics, so the features
+    do not depend on which images share a batch); its mode is restored afterwards. Returns,
+    per block name, a float tensor ``(N, C, H_b, W_b)`` on the CPU.
+    """
+    if images.dtype != torch.uint8 or images.dim() != 4:
+        raise ValueError(f"capture_inputs: expected uint8 images (N, 3, H, W) as attn.data stores them, "
+                         f"got {images.dtype} of shape {tuple(images.shape)}")
+    slots = attention_slots(model)
+    captured: dict[str, list[torch.Tensor]] = {name: [] for name in slots}
+    hooks = [slot.register_forward_pre_hook(lambda module, inputs, name=name: captured[name].append(inputs[0].float().cpu()))
+             for name, slot in slots.items()]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in _batches(images, batch_size):
+            model(normalize(batch).to(device))
+    finally:
+        model.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return {name: torch.cat(parts) for name, parts in captured.items()}
+
+
+@torch.no_grad()
+def capture_gates(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> dict[str, torch.Tensor]:
+    """The gate every attention module applies to ``images`` (eval mode), by block name; see the module docstring.
+
+    Raises ``ValueError`` when the model has no attention modules with a ``gate`` method
+    (for instance a network without attention, whose slots are ``nn.Identity``).
+    """
+    slots = {name: slot for name, slot in attention_slots(model).items() if hasattr(slot, "gate")}
+    if not slots:
+        raise ValueError(f"{type(model).__name__} has no attention module with a gate (its slots hold "
+                         f"{type(next(iter(attention_slots(model).values()))).__name__})")
+    was_training = {name: slot.training for name, slot in slots.items()}
+    inputs = capture_inputs(model, images, batch_size)
+    gates = {}
+    for name, slot in slots.items():
+        slot.eval()
+        parameter = next(slot.parameters(), None)
+        x = inputs[name] if parameter is None else inputs[name].to(parameter.device, parameter.dtype)
+        gates[name] = torch.cat([slot.gate(part).float().cpu() for part in _batches(x, batch_size)])
+        slot.train(was_training[name])
+    return gates
+
+
+def per_class_mean(values: torch.Tensor, labels: torch.Tensor, classes: int = 10) -> torch.Tensor:
+    """Mean of ``values`` ``(N, ...)`` over the images of each class: ``(classes, ...)``."""
+    if len(values) != len(labels):
+        raise ValueError(f"per_class_mean: {len(values)} values but {len(labels)} labels")
+    return torch.stack([values[labels == k].mean(0) for k in range(classes)])
