@@ -62,8 +62,9 @@ class RunConfig:
 
     @property
     def variant(self) -> str:
-        """The attention with its keywords, as tables name it: ``"eca"``, ``"se(reduction=4)"``."""
-        return variant_label(self.attention, self.attention_kwargs)
+        """The attention with its keywords, as tables name it: ``"eca"``, ``"se(reduction=4)"``,
+        ``"nam + L1 0.0001"`` (NAM trained with its sparsity penalty)."""
+        return variant_label(self.attention, self.attention_kwargs, self.train.nam_sparsity)
 
     @property
     def key(self) -> str:
@@ -74,11 +75,15 @@ class RunConfig:
         return f"resnet{self.depth}-{self.attention}{tag}-e{self.train.epochs}-s{self.train.seed}-{digest}"
 
 
-def variant_label(attention: str, attention_kwargs: dict[str, object] | None = None) -> str:
-    """``"se"``, or with keywords ``"se(reduction=4)"``: how summaries, plots and latency files name a variant."""
-    if not attention_kwargs:
-        return attention
-    return f"{attention}({', '.join(f'{k}={v}' for k, v in sorted(attention_kwargs.items()))})"
+def variant_label(attention: str, attention_kwargs: dict[str, object] | None = None, nam_sparsity: float = 0.0) -> str:
+    """``"se"``, with keywords ``"se(reduction=4)"``, with NAM's sparsity penalty ``"nam + L1 0.0001"``:
+    how summaries, plots and latency files name a variant."""
+    label = attention
+    if attention_kwargs:
+        label += f"({', '.join(f'{k}={v}' for k, v in sorted(attention_kwargs.items()))})"
+    if nam_sparsity:
+        label += f" + L1 {nam_sparsity:g}"
+    return label
 
 
 # The recipe the 10-epoch grids train with, written out in full so that a later change of
@@ -110,7 +115,8 @@ HEADLINE = ["none", "se", "eca", "se_var1", "ge_theta_plus", "nam"]
 
 # The book's grids, each a list of blocks run in order; within a block, seed by seed, so a
 # grid stopped half way has every variant for the first seeds rather than every seed of the
-# first variants. A variant is an attention name, or (name, keywords).
+# first variants. A variant is an attention name, (name, keywords), or (name, keywords, recipe
+# settings that differ from the grid's recipe).
 GRIDS: dict[str, dict[str, object]] = {
     # The recipe check: ResNet-20 without attention against He et al.'s 91.25 %.
     "recipe": {"depth": 20, "epochs": 30, "recipe": GRID_RECIPE, "blocks": [([0], ["none"])]},
@@ -129,18 +135,32 @@ GRIDS: dict[str, dict[str, object]] = {
             ([0], ["none", "se", WIDTH_FAIR[0], "se_var1", "se_var2", "se_var3", WIDTH_FAIR[1], "eca_ns", "eca",
                    WIDTH_FAIR[2], "ge_theta", "ge_theta_plus", "nam"]),
             ([1, 2], HEADLINE),
+            # Controls. Does SE-Var1 lose because its gate starts (and, without parameters, stays)
+            # near sigmoid(0) = 0.5, halving every residual branch? The same gate centred on 1.
+            ([0, 1, 2], [("se_var1", {"gate_layer": "2sigmoid"})]),
+            # NAM with the official code's sparsity penalty on its scale factors (s = 1e-4).
+            ([0], [("nam", {}, {"nam_sparsity": 1e-4})]),
         ],
     },
 }
 GRID_DIRS: dict[str, str] = {name: f"results/{name}" for name in GRIDS}
 
 
+def _unpack(variant: str | tuple) -> tuple[str, dict[str, object], dict[str, object]]:
+    """``(attention, keywords, recipe settings)`` of a grid variant (see :data:`GRIDS`)."""
+    if isinstance(variant, str):
+        return variant, {}, {}
+    attention, kwargs, *recipe = variant
+    return attention, kwargs, recipe[0] if recipe else {}
+
+
 def grid_variants(name: str) -> list[tuple[str, dict[str, object]]]:
-    """The variants ``(attention, keywords)`` of the named grid, each once, in the grid's order."""
+    """The model variants ``(attention, keywords)`` of the named grid, each once, in the grid's order
+    (a variant that differs only in its recipe, such as NAM's sparsity penalty, is the same model)."""
     variants: list[tuple[str, dict[str, object]]] = []
     for _, block in _spec(name)["blocks"]:
         for variant in block:
-            attention, kwargs = (variant, {}) if isinstance(variant, str) else variant
+            attention, kwargs, _ = _unpack(variant)
             if (attention, kwargs) not in variants:
                 variants.append((attention, kwargs))
     return variants
@@ -153,9 +173,10 @@ def grid(name: str) -> list[RunConfig]:
     for seeds, block in spec["blocks"]:
         for seed in seeds:
             for variant in block:
-                attention, kwargs = (variant, {}) if isinstance(variant, str) else variant
+                attention, kwargs, recipe = _unpack(variant)
+                train = TrainConfig(**{**spec["recipe"], **recipe}, epochs=spec["epochs"], seed=seed)
                 configs.append(RunConfig(depth=spec["depth"], attention=attention, attention_kwargs=dict(kwargs),
-                                         train=TrainConfig(**spec["recipe"], epochs=spec["epochs"], seed=seed)))
+                                         train=train))
     return configs
 
 

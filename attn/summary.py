@@ -63,8 +63,9 @@ def _group_key(result: dict, attention: str | None = None) -> str:
     """The configuration without its seed (and, given ``attention``, with that attention)."""
     config = json.loads(json.dumps(result["config"]))
     config["train"].pop("seed")
-    if attention is not None:
+    if attention is not None:  # NAM's sparsity penalty does nothing to a network without NAM
         config["attention"], config["attention_kwargs"] = attention, {}
+        config["train"]["nam_sparsity"] = 0.0
     return json.dumps(config, sort_keys=True)
 
 
@@ -213,7 +214,7 @@ def _row(members: list[dict]) -> dict:
     return {
         "depth": first["config"]["depth"],
         "attention": attention,
-        "variant": variant_label(attention, first["config"]["attention_kwargs"]),
+        "variant": variant_label(attention, first["config"]["attention_kwargs"], first["config"]["train"]["nam_sparsity"]),
         "train_acc": train_acc,
         "train_acc_kind": train_acc_kind,
         "order": names.index(attention) if attention in names else len(names),

@@ -89,7 +89,11 @@ def test_a_result_records_train_accuracy_in_eval_mode_on_a_fixed_subset(tmp_path
 
 def test_the_reference_grid_trains_every_variant_s_seed_0_first_and_keeps_those_weights():
     configs = grid("reference")
-    assert len(configs) == 25
+    assert len(configs) == 25 + 3 + 1
+    controls = configs[25:]
+    assert [c.variant for c in controls] == ["se_var1(gate_layer=2sigmoid)"] * 3 + ["nam + L1 0.0001"]
+    assert [c.train.seed for c in controls] == [0, 1, 2, 0] and controls[-1].train.nam_sparsity == 1e-4
+    configs = configs[:25]
     first = configs[:13]
     assert {c.train.seed for c in first} == {0} and len({c.key for c in first}) == 13
     assert [c.variant for c in first] == [

@@ -132,3 +132,24 @@ class _Metadata:
 
     def get_all(self, key: str) -> list[str]:
         return self.urls if key == "Project-URL" else []
+
+
+def test_variants_with_keywords_or_a_sparsity_penalty_get_rows_of_their_own_against_the_same_none():
+    def variant(attention: str, seed: int, acc: float, kwargs: dict | None = None, sparsity: float = 0.0) -> dict:
+        result = fake_result(attention, seed, acc)
+        result["config"]["attention_kwargs"] = kwargs or {}
+        result["config"]["train"]["nam_sparsity"] = sparsity
+        return result
+
+    results = RESULTS + [variant("se", s, 0.85, {"reduction": 4}) for s in range(3)] + [variant("nam", 0, 0.8, sparsity=1e-4)]
+    rows = {row["variant"]: row for row in summarize(results)}
+    assert {"se", "se(reduction=4)", "nam + L1 0.0001"} <= rows.keys()
+    assert rows["se(reduction=4)"]["diff"] == pytest.approx(0.03) and rows["se(reduction=4)"]["p_holm"] is not None
+    single = rows["nam + L1 0.0001"]
+    assert single["diff"] == pytest.approx(-0.02) and single["ci"] is None and single["p_holm"] is None
+    assert "(a single run: no interval)" in describe(single) and "(single run)" in format_summary([single])
+
+
+def test_holm_adjusts_the_smallest_p_value_most_and_keeps_the_order():
+    assert summary.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    assert summary.holm([0.5]) == [0.5] and summary.holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])
