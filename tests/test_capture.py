@@ -1,0 +1,62 @@
+"""Looking inside a network: the inputs of its attention slots and the gates its modules apply."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from attn.capture import attention_slots, capture_gates, capture_inputs, per_class_mean
+from attn.data import normalize
+from attn.models import cifar_resnet
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+IMAGES = torch.randint(0, 256, (6, 3, 32, 32), dtype=torch.uint8)
+
+
+def test_every_block_s_slot_is_found_in_order_even_without_attention():
+    slots = attention_slots(cifar_resnet(20))
+    assert list(slots) == [f"stages.{s}.{b}" for s in range(3) for b in range(3)]
+    assert all(isinstance(slot, torch.nn.Identity) for slot in slots.values())
+    with pytest.raises(ValueError, match="no block with an 'attention' slot"):
+        attention_slots(torch.nn.Linear(2, 2))
+
+
+def test_inputs_are_what_the_slot_receives_in_eval_mode_and_the_mode_is_restored():
+    model = cifar_resnet(8, "se").train()
+    inputs = capture_inputs(model, IMAGES, batch_size=4)
+    assert model.training and {name: tuple(x.shape) for name, x in inputs.items()} == {
+        "stages.0.0": (6, 16, 32, 32), "stages.1.0": (6, 32, 16, 16), "stages.2.0": (6, 64, 8, 8)}
+    model.eval()
+    block = model.stages[0][0]
+    with torch.no_grad():
+        stem = model.stem(normalize(IMAGES))
+        expected = block.bn2(block.conv2(F.relu(block.bn1(block.conv1(stem)))))
+    torch.testing.assert_close(inputs["stages.0.0"], expected)
+    with pytest.raises(ValueError, match="expected uint8 images"):
+        capture_inputs(model, IMAGES.float())
+
+
+@pytest.mark.parametrize("name, shape", [("eca", (6, 16)), ("ge_theta_minus", (6, 16, 1, 1)), ("nam", (6, 16, 32, 32)),
+                                         ("ge_theta", (6, 16, 1, 1))])
+def test_gates_have_each_family_s_shape_and_are_what_forward_multiplies_by(name, shape):
+    model = cifar_resnet(8, name).eval()
+    gates = capture_gates(model, IMAGES)
+    assert tuple(gates["stages.0.0"].shape) == shape
+    x = capture_inputs(model, IMAGES)["stages.0.0"]
+    with torch.no_grad():
+        out = model.stages[0][0].attention(x)
+    gate = gates["stages.0.0"]
+    gate = gate[:, :, None, None] if gate.dim() == 2 else gate
+    torch.testing.assert_close(out, x * gate)
+
+
+def test_a_network_without_attention_has_no_gates_and_class_means_average_per_class():
+    with pytest.raises(ValueError, match="no attention module with a gate"):
+        capture_gates(cifar_resnet(8), IMAGES)
+    values, labels = torch.arange(6.0)[:, None].repeat(1, 2), torch.tensor([0, 1, 0, 1, 2, 2])
+    torch.testing.assert_close(per_class_mean(values, labels, classes=3),
+                               torch.tensor([[1.0, 1.0], [2.0, 2.0], [4.5, 4.5]]))
+    with pytest.raises(ValueError, match="6 values but 5 labels"):
+        per_class_mean(values, labels[:5])
