@@ -20,7 +20,7 @@ from torch import nn
 
 from .data import normalize
 
-__all__ = ["attention_slots", "capture_inputs", "capture_gates", "per_class_mean"]
+__all__ = ["attention_slots", "capture_inputs", "capture_gates", "per_class_mean", "class_share"]
 
 
 def attention_slots(model: nn.Module) -> dict[str, nn.Module]:
@@ -94,3 +94,21 @@ def per_class_mean(values: torch.Tensor, labels: torch.Tensor, classes: int = 10
     if len(values) != len(labels):
         raise ValueError(f"per_class_mean: {len(values)} values but {len(labels)} labels")
     return torch.stack([values[labels == k].mean(0) for k in range(classes)])
+
+
+def class_share(gates: torch.Tensor, labels: torch.Tensor, classes: int = 10) -> float:
+    """How much of the spread of a block's channel gates ``(N, C)`` the class explains, in ``[0, 1]``.
+
+    Per channel, the variance of the class means over the total variance (the between-class
+    share of a one-way analysis of variance, with classes weighted by their image counts),
+    averaged over the channels. Near 0: the gate does not depend on the class (class-agnostic);
+    near 1: it is almost fixed by the class. Spatial gates are averaged over positions first.
+    """
+    if gates.dim() > 2:
+        gates = gates.flatten(2).mean(2)
+    counts = torch.bincount(labels, minlength=classes).to(gates.dtype)
+    means = per_class_mean(gates, labels, classes)  # (K, C)
+    overall = gates.mean(0)
+    between = (counts[:, None] * (means - overall) ** 2).sum(0) / len(gates)
+    total = gates.var(0, unbiased=False)
+    return float((between / total.clamp_min(1e-12)).mean())

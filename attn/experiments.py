@@ -33,7 +33,7 @@ from .train import TrainConfig, autocast_dtype, evaluate, fit, resolve_precision
 __all__ = [
     "RunConfig", "GRID_RECIPE", "REFERENCE_RECIPE", "WIDTH_FAIR", "HEADLINE", "GRIDS", "GRID_DIRS", "grid",
     "grid_variants", "keeps_weights", "variant_label", "budget_config", "default_runs_dir", "validate", "result_path",
-    "weights_path", "run", "load_model", "load_trained", "save_weights", "architecture", "config_from_dict",
+    "weights_path", "run", "load_model", "load_trained", "load_grid_model", "save_weights", "architecture", "config_from_dict",
     "train_eval_split", "TRAIN_EVAL_SIZE", "run_grid", "load_results", "latency_path", "environment", "write_json_atomically",
 ]
 
@@ -380,6 +380,31 @@ def load_trained(result_file: str | os.PathLike) -> tuple[torch.nn.Module, dict]
     result_file = Path(result_file)
     result = json.loads(result_file.read_text())
     return load_model(config_from_dict(result["config"]), result_file.parent), result
+
+
+def load_grid_model(grid_name: str, variant: str, seed: int = 0,
+                    results: str | os.PathLike | None = None) -> tuple[torch.nn.Module, dict]:
+    """The trained model (eval mode) and result of ``variant`` (a label such as ``"se"``,
+    ``"eca(kernel_size=5)"``) with ``seed`` in the named grid, from its committed files.
+
+    ``results`` is the repository's ``results/`` folder (default: :func:`attn.summary.committed_results`).
+    Raises ``ValueError`` for a variant the grid does not have and ``FileNotFoundError``, with
+    the command that makes it, when the run or its weights are not committed.
+    """
+    matches = [c for c in grid(grid_name) if c.variant == variant and c.train.seed == seed]
+    if not matches:
+        known = sorted({c.variant for c in grid(grid_name)})
+        raise ValueError(f"grid {grid_name!r} has no {variant!r} with seed {seed}; its variants: {', '.join(known)}")
+    if results is None:
+        from .summary import committed_results  # the summary module imports this one
+
+        results = committed_results()
+    folder = Path(results) / grid_name
+    path = result_path(matches[0], folder)
+    if not path.exists():
+        raise FileNotFoundError(f"{grid_name}/{path.name} is not committed yet; it comes from "
+                                f"python -m attn grid {grid_name}")
+    return load_trained(path)
 
 
 def config_from_dict(config: dict) -> RunConfig:

@@ -11,8 +11,12 @@ from typing import Iterable
 import matplotlib.pyplot as plt
 from matplotlib.axes import Axes
 from matplotlib.ticker import MaxNLocator
+import torch
 
-__all__ = ["learning_curves", "accuracy_vs_cost"]
+from .capture import per_class_mean
+from .experiments import variant_label
+
+__all__ = ["learning_curves", "accuracy_vs_cost", "gate_distributions", "gate_profiles"]
 
 METRICS = {
     "test_acc": "test accuracy (%)",
@@ -24,7 +28,8 @@ METRICS = {
 
 def _label(result: dict) -> str:
     config = result["config"]
-    return f"ResNet-{config['depth']} {config['attention']} (seed {config['train']['seed']})"
+    variant = variant_label(config["attention"], config["attention_kwargs"], config["train"]["nam_sparsity"])
+    return f"ResNet-{config['depth']} {variant} (seed {config['train']['seed']})"
 
 
 def learning_curves(results: Iterable[dict], metric: str = "test_acc", ax: Axes | None = None) -> Axes:
@@ -59,9 +64,47 @@ def accuracy_vs_cost(rows: Iterable[dict], cost: str = "params_added", cost_labe
     ax = ax or plt.figure(figsize=(6, 4)).gca()
     for row in rows:
         ax.errorbar(row[cost], 100 * row["mean"], yerr=100 * row["std"], fmt="o", capsize=3)
-        ax.annotate(row["attention"], (row[cost], 100 * row["mean"]), textcoords="offset points", xytext=(4, 4),
+        ax.annotate(row.get("variant", row["attention"]), (row[cost], 100 * row["mean"]), textcoords="offset points", xytext=(4, 4),
                     fontsize="small")
     ax.set_xlabel(cost_label or cost.replace("_", " "))
     ax.set_ylabel("test accuracy (%), mean ± std over seeds")
+    ax.grid(alpha=0.3)
+    return ax
+
+
+def gate_distributions(gates: dict[str, torch.Tensor], start: float | None = 0.5, ax: Axes | None = None) -> Axes:
+    """One box per block: the distribution of its gate values over images and channels (and positions).
+
+    ``gates`` as :func:`attn.capture.capture_gates` returns them; ``start`` draws the value an
+    untrained gate starts near (``sigmoid(0) = 0.5``; ``None`` for none).
+    """
+    if not gates:
+        raise ValueError("gate_distributions: no gates to plot")
+    ax = ax or plt.figure(figsize=(8, 3.5)).gca()
+    ax.boxplot([g.flatten().numpy() for g in gates.values()], showfliers=False)
+    ax.set_xticks(range(1, len(gates) + 1), list(gates), rotation=45, fontsize="small")
+    if start is not None:
+        ax.axhline(start, color="grey", linestyle="--", linewidth=1, label=f"untrained: about {start}")
+        ax.legend(fontsize="small")
+    ax.set_ylabel("gate value")
+    ax.grid(alpha=0.3, axis="y")
+    return ax
+
+
+def gate_profiles(gates: torch.Tensor, labels: torch.Tensor, class_names: list[str] | tuple[str, ...],
+                  ax: Axes | None = None) -> Axes:
+    """The mean gate of every channel for each class, one line per class (the SE paper's Fig. 6 view).
+
+    ``gates`` ``(N, C)`` (channel gates; spatial gates are averaged over their positions first),
+    ``labels`` ``(N,)``. Lines that coincide mean the block treats every class alike.
+    """
+    if gates.dim() > 2:
+        gates = gates.flatten(2).mean(2)
+    means = per_class_mean(gates, labels, len(class_names))
+    ax = ax or plt.figure(figsize=(6, 3.5)).gca()
+    for name, profile in zip(class_names, means):
+        ax.plot(range(gates.shape[1]), profile.numpy(), linewidth=1, label=name)
+    ax.set_xlabel("channel")
+    ax.set_ylabel("mean gate")
     ax.grid(alpha=0.3)
     return ax

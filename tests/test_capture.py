@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attn.capture import attention_slots, capture_gates, capture_inputs, per_class_mean
+from attn.capture import attention_slots, capture_gates, capture_inputs, class_share, per_class_mean
 from attn.data import normalize
 from attn.models import cifar_resnet
 
@@ -60,3 +60,13 @@ def test_a_network_without_attention_has_no_gates_and_class_means_average_per_cl
                                torch.tensor([[1.0, 1.0], [2.0, 2.0], [4.5, 4.5]]))
     with pytest.raises(ValueError, match="6 values but 5 labels"):
         per_class_mean(values, labels[:5])
+
+
+def test_the_class_share_is_zero_for_class_free_gates_and_one_for_gates_fixed_by_the_class():
+    labels = torch.arange(200) % 10
+    fixed = labels[:, None].float().repeat(1, 4)
+    assert class_share(fixed, labels) == pytest.approx(1.0)
+    constant_per_class_mean = torch.randn(200, 4) * 0.01 + 0.5
+    assert class_share(constant_per_class_mean, labels) < 0.2
+    spatial = fixed[:, :, None, None].expand(200, 4, 2, 2)
+    assert class_share(spatial, labels) == pytest.approx(1.0)

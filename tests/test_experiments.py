@@ -197,3 +197,10 @@ def test_grid_recipe_names_every_training_field():
     from attn.experiments import GRID_RECIPE
 
     assert set(GRID_RECIPE) | {"epochs", "seed"} == set(experiments.asdict(TrainConfig()))
+
+
+def test_a_grid_model_is_found_by_its_variant_label_or_the_error_says_what_to_run(tmp_path):
+    with pytest.raises(ValueError, match="has no 'sex' with seed 0; its variants: .*se\\(reduction=4\\)"):
+        experiments.load_grid_model("reference", "sex", results=tmp_path)
+    with pytest.raises(FileNotFoundError, match="not committed yet; it comes from python -m attn grid reference"):
+        experiments.load_grid_model("reference", "eca(kernel_size=5)", results=tmp_path)

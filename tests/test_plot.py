@@ -36,3 +36,18 @@ def test_accuracy_vs_cost_one_point_per_variant():
     assert len(ax.containers) == 3 and ax.get_xlabel() == "parameters added"
     with pytest.raises(ValueError, match="have no 'latency_added_ms'"):
         accuracy_vs_cost(rows, cost="latency_added_ms")
+
+
+def test_gate_plots_draw_one_box_per_block_and_one_line_per_class():
+    import torch
+
+    from attn.plot import gate_distributions, gate_profiles
+
+    gates = {"stages.0.0": torch.rand(20, 16), "stages.1.0": torch.rand(20, 32, 2, 2)}
+    ax = gate_distributions(gates)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(gates)
+    labels = torch.arange(20) % 10
+    ax = gate_profiles(gates["stages.1.0"], labels, [str(k) for k in range(10)])
+    assert len(ax.get_lines()) == 10 and len(ax.get_lines()[0].get_xdata()) == 32
+    with pytest.raises(ValueError, match="no gates"):
+        gate_distributions({})
