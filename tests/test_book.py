@@ -307,7 +307,7 @@ def test_comparison_tables_are_generated_from_the_committed_files(stage: Path, n
              if cell.cell_type == "code"]
     shown = [text for cell in cells for text in _outputs(cell, "markdown")]
     printed = "".join(text for cell in cells for text in _outputs(cell, "stream"))
-    for grid in ("ablation", "main"):
+    for grid in ("reference", "ablation", "main"):
         if not load_results(ROOT / "results" / grid):
             assert f"python -m attn grid {grid}" in printed, f"chapter 7 should say the {grid} grid is missing"
             continue
@@ -322,7 +322,7 @@ def test_generated_tables_and_quotes_render_as_html(site) -> None:
     html_dir, _ = site
     comparison = (html_dir / "notebooks" / "07_comparison.html").read_text()
     assert "| attention |" not in comparison, "chapter 7 shows a summary table as raw Markdown"
-    for grid in ("ablation", "main"):
+    for grid in ("reference", "ablation", "main"):
         for row in summarize_dir(ROOT / "results" / grid) if load_results(ROOT / "results" / grid) else []:
             cell = rf"<td[^>]*>\s*(?:<p>)?{re.escape(row['variant'])}\s*(?:</p>)?\s*</td>"
             assert re.search(cell, comparison), f"chapter 7's {grid} table has no cell for {row['variant']}"
