@@ -526,3 +526,23 @@ def test_load_pretrained_rejects_another_architecture(tasks, baseline):
         attn_yolo.load_pretrained(model, {"backbone.0.weight": torch.zeros(1)})
     with pytest.raises(ValueError, match="YOLO or DetectionModel"):
         attn_yolo.load_pretrained(nn.Linear(2, 2), baseline)
+
+
+@needs_ultralytics
+@pytest.mark.parametrize("name", sorted(attn_yolo.EXAMPLE_YAMLS))
+def test_the_example_models_export_through_ultralytics_to_onnx_and_onnxruntime_agrees(name, tasks, tmp_path,
+                                                                                      monkeypatch):
+    from ultralytics import YOLO
+
+    onnxruntime = pytest.importorskip("onnxruntime", reason="onnxruntime is in the test extra: pip install -e '.[test]'")
+    pytest.importorskip("onnx", reason="onnx is in the test extra: pip install -e '.[test]'")
+    monkeypatch.chdir(tmp_path)  # Ultralytics writes the .onnx file beside the model's YAML name, here
+    torch.manual_seed(0)
+    model = YOLO(attn_yolo.example_yaml(name))
+    path = model.export(format="onnx", imgsz=64, simplify=False, dynamic=False)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = model.model.eval()(x)[0].numpy()
+    session = onnxruntime.InferenceSession(str(path))
+    (output,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    np.testing.assert_allclose(output, expected, rtol=1e-4, atol=1e-4)  # decoded boxes, in pixels, and scores
