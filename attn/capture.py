@@ -3,7 +3,7 @@
 The chapters analyse trained models the same way: run a batch of test images through the
 network in eval mode, record the input of every block's ``attention`` slot (an
 ``nn.Identity`` in a network without attention, so the features are there too), and ask
-each module for the gate it multiplies that input by (:meth:`gate` of the modules):
+each module for the gate it multiplies that input by (the modules' ``gate`` method):
 
 - SE, its variants and ECA: ``(N, C)``, one weight per channel and image;
 - Gather-Excite: ``(N, C, h, w)``, one weight per channel and gathered cell (``h = w = 1``

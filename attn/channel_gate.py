@@ -26,7 +26,7 @@ class ChannelGate(nn.Module):
     is weighted independently in ``(0, 1)``; the weights do not sum to one (not a softmax).
     With ``gate_layer="2sigmoid"`` it is ``2 * sigmoid``, in ``(0, 2)`` and 1 at zero logits;
     subclasses with an identity-at-start form take ``identity_at_start`` (:mod:`attn.gates`)
-    and zero their last layer through :meth:`_zero_last`.
+    and zero their last layer through ``_zero_last``.
     """
 
     def __init__(self, channels: int, gate_layer: str | None = None, identity_at_start: bool = False) -> None:

@@ -62,8 +62,8 @@ class RunConfig:
 
     @property
     def variant(self) -> str:
-        """The attention with its keywords, as tables name it: ``"eca"``, ``"se(reduction=4)"``,
-        ``"nam + L1 0.0001"`` (NAM trained with its sparsity penalty)."""
+        """How tables name this variant, the attention with its keywords, e.g. ``"eca"``,
+        ``"se(reduction=4)"`` or ``"nam + L1 0.0001"`` (NAM trained with its sparsity penalty)."""
         return variant_label(self.attention, self.attention_kwargs, self.train.nam_sparsity)
 
     @property

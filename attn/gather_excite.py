@@ -187,7 +187,7 @@ class WholeMapDepthwiseConv(nn.Conv2d):
 
     ``(N, C, H, W) -> (N, C, 1, 1)``: each channel's map is weighted by its own kernel and
     summed. The parameters are those of ``nn.Conv2d(C, C, (H, W), groups=C, bias=False)``;
-    the forward pass is :func:`attn.whole_map_depthwise.whole_map_depthwise`, one dense matrix
+    the forward pass is ``whole_map_depthwise`` (:mod:`attn.whole_map_depthwise`), one dense matrix
     product that reads ``x`` in its own layout (about 5x faster than ``einsum`` and more than
     the grouped convolution, forward + backward on a CPU) and that FLOP counters count as the
     ``C*H*W`` multiply-accumulates per image it is. Under TorchScript and ONNX export, which

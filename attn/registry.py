@@ -66,7 +66,7 @@ def create(name: str | None, channels: int, **kwargs: object) -> nn.Module:
     ``name`` ``None`` or ``"none"`` gives ``nn.Identity()`` (a network without attention).
     An unknown name raises ``ValueError`` listing the known ones; a keyword the module does
     not take raises ``TypeError`` listing the ones it does; ``identity_at_start=True`` for a
-    module without that form (:data:`IDENTITY_AT_START`) raises ``ValueError`` naming those with one.
+    module without that form (``attn.registry.IDENTITY_AT_START``) raises ``ValueError`` naming those with one.
     """
     if name is None or name == "none":
         return nn.Identity()

@@ -74,7 +74,8 @@ def summarize(results: Iterable[dict], latency_ms: dict[str, float] | None = Non
 
     Each row: ``depth``, ``attention``, ``variant`` (the attention with its keywords,
     :func:`attn.experiments.variant_label`), ``epochs``, ``seeds``, ``accs``, ``mean``, ``std``
-    (sample std; 0 for one seed), ``train_acc`` and ``train_acc_kind`` (see :func:`_train_accuracy`),
+    (sample std; 0 for one seed), ``train_acc`` and ``train_acc_kind`` (``"eval"``, or ``"running"`` for
+    results before version 2, which only have the last epoch's running accuracy),
     ``params``, ``macs``, ``data`` (the source label), ``images_per_s``; when a ``none`` row with
     the same recipe exists: ``diff`` (mean minus the ``none`` mean), ``ci`` (95 % Welch interval
     or ``None``), ``ci_includes_zero``, ``p`` (Welch) and ``p_holm`` (Holm-adjusted over the

@@ -53,7 +53,7 @@ add them to that list. :func:`register_layers` does the equivalent in memory ins
 
    - builds each ``C2f<Name>`` row as a plain ``C2f`` row, so Ultralytics computes its
      channels, repeats and depth/width scaling exactly as for a C2f, then switches each of
-     that C2f's ``Bottleneck`` blocks to :class:`BottleneckWithAttention` with the module
+     that C2f's ``Bottleneck`` blocks to ``BottleneckWithAttention`` with the module
      as its child ``attention``: no row is added, the layer numbering is unchanged, and a
      plain model's state dict loads by name with ``strict=False``, only the
      ``....attention.*`` keys missing (the class-switch technique and its rationale are those
@@ -232,7 +232,7 @@ C2F_LAYERS: dict[str, str] = {f"C2f{name}": cls.attention_name for name, cls in 
 
 @functools.cache
 def _bottleneck_with_attention() -> type[nn.Module]:
-    """:class:`BottleneckWithAttention`, defined on first use: Ultralytics is imported only when it is needed."""
+    """``BottleneckWithAttention``, defined on first use: Ultralytics is imported only when it is needed."""
     try:
         from ultralytics.nn.modules.block import Bottleneck
     except ImportError as error:
@@ -375,18 +375,19 @@ def load_pretrained(model: nn.Module, pretrained: nn.Module | dict[str, Tensor])
 class InsertionReport:
     """What a YOLO with attention costs and changes against the same YOLO without (:func:`compare_to_plain`).
 
-    Attributes:
-        parameters: trainable parameters of the model with attention.
-        added_parameters: ``parameters`` minus the plain model's.
-        gflops: GFLOPs of one image at the given size, ``2 x`` multiply-accumulates of
-            convolutions and matrix products (:func:`attn.profile.count_macs`; the
-            pooling, sigmoid and scaling attention adds are free by that count).
-        added_gflops: ``gflops`` minus the plain model's.
-        output_change: ``max |with - without|`` of each raw head output with the plain
-            model's weights in both: ``"boxes"``, the box-distribution logits ``(N, 4 *
-            reg_max, H, W)``, and ``"scores"``, the class logits ``(N, nc, H, W)``, over the
-            three strides. Zero if inserting the modules leaves the model's function unchanged.
-        output_scale: ``max |without|`` of the same outputs, the scale of the change.
+    Its fields:
+
+    - ``parameters``: trainable parameters of the model with attention;
+    - ``added_parameters``: ``parameters`` minus the plain model's;
+    - ``gflops``: GFLOPs of one image at the given size, ``2 x`` multiply-accumulates of
+      convolutions and matrix products (:func:`attn.profile.count_macs`; the pooling,
+      sigmoid and scaling attention adds are free by that count);
+    - ``added_gflops``: ``gflops`` minus the plain model's;
+    - ``output_change``: ``max |with - without|`` of each raw head output with the plain
+      model's weights in both: ``"boxes"``, the box-distribution logits ``(N, 4 * reg_max, H,
+      W)``, and ``"scores"``, the class logits ``(N, nc, H, W)``, over the three strides. Zero
+      if inserting the modules leaves the model's function unchanged;
+    - ``output_scale``: ``max |without|`` of the same outputs, the scale of the change.
     """
 
     parameters: int
