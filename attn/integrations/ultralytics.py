@@ -106,7 +106,6 @@ __all__ = [
     "YAML_LAYERS",
     "C2F_LAYERS",
     "YoloAttention",
-    "BottleneckWithAttention",
     "example_yaml",
     "EXAMPLE_YAMLS",
 ]
