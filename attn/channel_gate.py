@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .checks import check_feature_map, positive_int
-from .gates import gate_activation, resolve_gate_layer
+from .gates import gate_activation, resolve_gate_layer, zero_parameters
 
 __all__ = ["ChannelGate"]
 
@@ -51,11 +51,8 @@ class ChannelGate(nn.Module):
 
     def _zero_last(self, *layers: nn.Module) -> None:
         """With ``identity_at_start``, zero the weights and biases of the layers that produce the logits."""
-        if not self.identity_at_start:
-            return
-        for layer in layers:
-            for parameter in layer.parameters(recurse=False):
-                nn.init.zeros_(parameter)
+        if self.identity_at_start:
+            zero_parameters(*layers)
 
     def extra_repr(self) -> str:
         text = f"channels={self.channels}"

@@ -22,8 +22,9 @@ undefined at ``γ = 0``, so those three have none.
 from __future__ import annotations
 
 import torch
+from torch import nn
 
-__all__ = ["GATE_LAYERS", "gate_activation", "resolve_gate_layer"]
+__all__ = ["GATE_LAYERS", "gate_activation", "resolve_gate_layer", "zero_parameters"]
 
 GATE_LAYERS: tuple[str, ...] = ("sigmoid", "2sigmoid")
 
@@ -46,3 +47,10 @@ def gate_activation(logits: torch.Tensor, gate_layer: str) -> torch.Tensor:
     if gate_layer == "2sigmoid":
         return 2.0 * torch.sigmoid(logits)
     return torch.sigmoid(logits)
+
+
+def zero_parameters(*layers: nn.Module) -> None:
+    """Set the weights and biases of ``layers`` (their own, not their children's) to zero: the identity-at-start form."""
+    for layer in layers:
+        for parameter in layer.parameters(recurse=False):
+            nn.init.zeros_(parameter)

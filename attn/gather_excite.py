@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import check_feature_map, check_spatial_size, positive_int, spatial_pair
-from .gates import gate_activation, resolve_gate_layer
+from .gates import gate_activation, resolve_gate_layer, zero_parameters
 from .whole_map_depthwise import whole_map_depthwise
 
 __all__ = ["GatherExcite", "WholeMapDepthwiseConv", "GE_VARIANTS", "GE_EXTENTS"]
@@ -111,9 +111,7 @@ class GatherExcite(nn.Module):
         if official_init:
             self._init_as_prototxt()
         if identity_at_start:
-            last = self.mlp[-1] if self.mlp is not None else self.gather[-1]
-            for parameter in last.parameters():
-                nn.init.zeros_(parameter)
+            zero_parameters(self.mlp[-1] if self.mlp is not None else self.gather[-1])
 
     def _init_as_prototxt(self) -> None:
         """The official prototxts' fillers and batch-norm factor (see ``official_init``)."""
