@@ -127,13 +127,14 @@ GRIDS: dict[str, dict[str, object]] = {
     # One mechanism of each family on ResNet-20.
     "main": {"depth": 20, "epochs": 10, "recipe": GRID_RECIPE,
              "blocks": [([0, 1, 2], ["none", "se", "eca", "ge_theta_minus", "ge_theta_plus", "nam"])]},
-    # The 30-epoch evidence: seed 0 of every variant (with trained weights kept), then seeds
-    # 1 and 2 of the headline variants. GE-θ⁻ at global extent is SE-Var1's operator: not trained twice.
+    # The 30-epoch evidence: seed 0 of every variant (with trained weights kept), the chapters'
+    # mechanisms first so every chapter has trained weights early, then seeds 1 and 2 of the
+    # headline variants. GE-θ⁻ at global extent is SE-Var1's operator: not trained twice.
     "reference": {
         "depth": 20, "epochs": 30, "recipe": REFERENCE_RECIPE, "keep_weights_seeds": [0],
         "blocks": [
-            ([0], ["none", "se", WIDTH_FAIR[0], "se_var1", "se_var2", "se_var3", WIDTH_FAIR[1], "eca_ns", "eca",
-                   WIDTH_FAIR[2], "ge_theta", "ge_theta_plus", "nam"]),
+            ([0], ["none", "se", "eca", "ge_theta_plus", "nam", "se_var1", WIDTH_FAIR[0], "se_var2", "se_var3",
+                   WIDTH_FAIR[1], "eca_ns", WIDTH_FAIR[2], "ge_theta"]),
             ([1, 2], HEADLINE),
             # Controls. Does SE-Var1 lose because its gate starts (and, without parameters, stays)
             # near sigmoid(0) = 0.5, halving every residual branch? The same gate centred on 1.
