@@ -33,8 +33,8 @@ from .train import TrainConfig, autocast_dtype, evaluate, fit, resolve_precision
 __all__ = [
     "RunConfig", "GRID_RECIPE", "REFERENCE_RECIPE", "WIDTH_FAIR", "HEADLINE", "GRIDS", "GRID_DIRS", "grid",
     "grid_variants", "keeps_weights", "variant_label", "budget_config", "default_runs_dir", "validate", "result_path",
-    "weights_path", "run", "load_model", "load_trained", "load_grid_model", "save_weights", "architecture", "config_from_dict",
-    "train_eval_split", "TRAIN_EVAL_SIZE", "run_grid", "load_results", "latency_path", "environment", "write_json_atomically",
+    "weights_path", "run", "load_model", "load_trained", "load_grid_model", "grid_results", "result_variant",
+    "save_weights", "architecture", "config_from_dict", "train_eval_split", "TRAIN_EVAL_SIZE", "run_grid", "load_results", "latency_path", "environment", "write_json_atomically",
 ]
 
 RESULT_VERSION = 2  # 2: train_eval; history rows may carry ema_test_*
@@ -406,6 +406,33 @@ def load_grid_model(grid_name: str, variant: str, seed: int = 0,
         raise FileNotFoundError(f"{grid_name}/{path.name} is not committed yet; it comes from "
                                 f"python -m attn grid {grid_name}")
     return load_trained(path)
+
+
+def grid_results(grid_name: str, variants: Iterable[str], results: str | os.PathLike | None = None) -> list[dict]:
+    """The committed results of the named grid whose variant label is one of ``variants``
+    (``"none"``, ``"eca(kernel_size=5)"``, ...), in the order of ``variants``, seed by seed.
+
+    ``results`` is the repository's ``results/`` folder (default: :func:`attn.summary.committed_results`).
+    Variants without committed runs are simply absent; one the grid does not have is a ``ValueError``.
+    """
+    variants = list(variants)
+    known = {c.variant for c in grid(grid_name)}
+    unknown = [v for v in variants if v not in known]
+    if unknown:
+        raise ValueError(f"grid {grid_name!r} has no variant {', '.join(map(repr, unknown))}; "
+                         f"its variants: {', '.join(sorted(known))}")
+    if results is None:
+        from .summary import committed_results  # the summary module imports this one
+
+        results = committed_results()
+    found = [r for r in load_results(Path(results) / grid_name) if result_variant(r) in variants]
+    return sorted(found, key=lambda r: (variants.index(result_variant(r)), r["config"]["train"]["seed"]))
+
+
+def result_variant(result: dict) -> str:
+    """The :func:`variant_label` of a result (as written by :func:`run`)."""
+    config = result["config"]
+    return variant_label(config["attention"], config["attention_kwargs"], config["train"]["nam_sparsity"])
 
 
 def config_from_dict(config: dict) -> RunConfig:

@@ -204,3 +204,23 @@ def test_a_grid_model_is_found_by_its_variant_label_or_the_error_says_what_to_ru
         experiments.load_grid_model("reference", "sex", results=tmp_path)
     with pytest.raises(FileNotFoundError, match="not committed yet; it comes from python -m attn grid reference"):
         experiments.load_grid_model("reference", "eca(kernel_size=5)", results=tmp_path)
+
+
+def test_grid_results_are_the_committed_runs_of_the_asked_variants_in_that_order():
+    runs = experiments.grid_results("reference", ["se", "none"])
+    assert [experiments.result_variant(r) for r in runs][:1] == ["se"] and runs
+    assert [experiments.result_variant(r) for r in runs] == sorted(
+        (experiments.result_variant(r) for r in runs), key=["se", "none"].index)
+    assert experiments.grid_results("reference", ["se_var2"], results="/nonexistent-folder") == []
+    with pytest.raises(ValueError, match="has no variant 'sex'"):
+        experiments.grid_results("reference", ["sex"])
+
+
+def test_a_trained_network_is_loaded_evaluated_and_names_both_data_sources():
+    from attn.trained import load_trained_network
+
+    data = synthetic(64, 32)
+    trained = load_trained_network("se", data)
+    assert not trained.model.training and 0.0 <= trained.test_acc <= 1.0 and trained.test_size == 32
+    assert "resnet20-se-e30-s0" in str(trained) and "synthetic" in str(trained)
+    assert trained.result["data"]["source"] in str(trained)
