@@ -29,9 +29,9 @@ from typing import Iterator
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-from tqdm.auto import tqdm
 
 from .files import cache_dir, write_atomically
+from ._progress import tqdm
 
 __all__ = [
     "CLASSES",

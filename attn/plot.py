@@ -6,6 +6,8 @@ returns it, so notebooks can combine panels. Titles say which data the numbers c
 
 from __future__ import annotations
 
+import itertools
+import statistics
 from typing import Iterable
 
 import matplotlib.pyplot as plt
@@ -14,9 +16,9 @@ from matplotlib.ticker import MaxNLocator
 import torch
 
 from .capture import per_class_mean
-from .experiments import variant_label
+from .experiments import result_variant
 
-__all__ = ["learning_curves", "accuracy_vs_cost", "gate_distributions", "gate_profiles"]
+__all__ = ["learning_curves", "train_test_curves", "accuracy_vs_cost", "gate_distributions", "gate_profiles"]
 
 METRICS = {
     "test_acc": "test accuracy (%)",
@@ -28,8 +30,7 @@ METRICS = {
 
 def _label(result: dict) -> str:
     config = result["config"]
-    variant = variant_label(config["attention"], config["attention_kwargs"], config["train"]["nam_sparsity"])
-    return f"ResNet-{config['depth']} {variant} (seed {config['train']['seed']})"
+    return f"ResNet-{config['depth']} {result_variant(result)} (seed {config['train']['seed']})"
 
 
 def learning_curves(results: Iterable[dict], metric: str = "test_acc", ax: Axes | None = None) -> Axes:
@@ -54,21 +55,81 @@ def learning_curves(results: Iterable[dict], metric: str = "test_acc", ax: Axes 
     return ax
 
 
+def train_test_curves(results: Iterable[dict], ax: Axes | None = None) -> Axes:
+    """Training (dashed) and test (solid) accuracy against epoch, one colour per variant, one
+    pair of lines per seed. Training accuracy is the running one, on augmented images in
+    training mode, as the history records it."""
+    results = list(results)
+    if not results:
+        raise ValueError("train_test_curves: no results to plot")
+    ax = ax or plt.figure(figsize=(7, 4)).gca()
+    variants = list(dict.fromkeys(result_variant(r) for r in results))
+    colours = dict(zip(variants, plt.get_cmap("tab10").colors))
+    for result in results:
+        variant, epochs = result_variant(result), [row["epoch"] for row in result["history"]]
+        first = result is next(r for r in results if result_variant(r) == variant)
+        for metric, style in (("train_acc", "--"), ("test_acc", "-")):
+            ax.plot(epochs, [100 * row[metric] for row in result["history"]], style, color=colours[variant],
+                    linewidth=1.2, label=f"{variant}, {'training' if metric == 'train_acc' else 'test'}" if first else None)
+    depths = sorted({r["config"]["depth"] for r in results})
+    seeds = sorted({r["config"]["train"]["seed"] for r in results})
+    ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"ResNet-{'/'.join(map(str, depths))}, seeds {', '.join(map(str, seeds))}; "
+                 + ", ".join(sorted({r["data"]["source"] for r in results})), fontsize="medium")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return ax
+
+
+# GE-θ⁻ with a global extent (its default) computes SE-Var1's gate, sigmoid(GAP(x)): one operator under two
+# names, which accuracy_vs_cost draws as one point.
+_SAME_OPERATOR = {"ge_theta_minus": "se_var1"}
+_OPERATOR_LABELS = {"se_var1": "SE-Var1 = GE-θ⁻"}
+_MARKERS = "osD^vP*XhpH<>"
+
+
 def accuracy_vs_cost(rows: Iterable[dict], cost: str = "params_added", cost_label: str | None = None,
-                     ax: Axes | None = None) -> Axes:
-    """One point per row of a summary (mean test accuracy with a ± std error bar) against ``cost``."""
+                     ax: Axes | None = None, skip_missing: bool = False, legend: bool = True) -> Axes:
+    """One point per operator of a summary: mean test accuracy (bar: ± std over seeds) against ``cost``.
+
+    The points are named in a legend beside the axes (``legend``), not on them, so no two names overlap.
+    Each has its own colour and marker (``none`` black, the others in the order of ``rows``: ``tab20``'s
+    ten strong colours, then their light shades), so panels drawn from the same rows match. Rows of one
+    operator under two names (SE-Var1 and GE-θ⁻) are one point, at the mean of their values, its bars
+    spanning all of them. A row without ``cost`` raises ``ValueError``, or with ``skip_missing`` is left
+    out (the others keep their colours).
+    """
     rows = list(rows)
-    missing = [r.get("attention", "?") for r in rows if cost not in r]
-    if missing:
+    missing = [r.get("variant", r.get("attention", "?")) for r in rows if cost not in r]
+    if missing and not skip_missing:
         raise ValueError(f"accuracy_vs_cost: rows {missing} have no {cost!r}; available: {', '.join(rows[0]) if rows else '-'}")
-    ax = ax or plt.figure(figsize=(6, 4)).gca()
+    groups: dict[tuple, list[dict]] = {}
     for row in rows:
-        ax.errorbar(row[cost], 100 * row["mean"], yerr=100 * row["std"], fmt="o", capsize=3)
-        ax.annotate(row.get("variant", row["attention"]), (row[cost], 100 * row["mean"]), textcoords="offset points", xytext=(4, 4),
-                    fontsize="small")
+        name = row.get("variant", row["attention"])
+        groups.setdefault((row.get("depth"), row.get("epochs"), _SAME_OPERATOR.get(name, name)), []).append(row)
+    ax = ax or plt.figure(figsize=(8, 4), layout="constrained").gca()
+    tab20 = plt.get_cmap("tab20").colors
+    styles = zip(itertools.cycle(tab20[0::2] + tab20[1::2]), itertools.cycle(_MARKERS))
+    for (_, _, name), members in groups.items():
+        color, marker = ("black", "o") if name == "none" else next(styles)
+        members = [r for r in members if cost in r]
+        if not members:
+            continue
+        xs, means = [r[cost] for r in members], [100 * r["mean"] for r in members]
+        x, y = statistics.fmean(xs), statistics.fmean(means)
+        low = min(100 * (r["mean"] - r["std"]) for r in members)
+        high = max(100 * (r["mean"] + r["std"]) for r in members)
+        single = all(len(r.get("seeds", ())) == 1 for r in members)
+        ax.errorbar(x, y, xerr=None if len(set(xs)) == 1 else [[x - min(xs)], [max(xs) - x]],
+                    yerr=[[y - low], [high - y]], fmt=marker, color=color, capsize=3,
+                    label=_OPERATOR_LABELS.get(name, name) + (" (1 seed)" if single else ""))
     ax.set_xlabel(cost_label or cost.replace("_", " "))
     ax.set_ylabel("test accuracy (%), mean ± std over seeds")
     ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0)
     return ax
 
 

@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from tqdm.auto import tqdm
 
 from .data import BatchLoader, CIFAR10, Split
 from .files import write_atomically
 from .nam import nam_sparsity_loss
+from ._progress import tqdm
 
 __all__ = [
     "TrainConfig", "EpochStats", "fit", "parameter_groups", "evaluate", "select_device", "learning_rate",

@@ -8,7 +8,7 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 
-from attn.plot import accuracy_vs_cost, learning_curves  # noqa: E402
+from attn.plot import accuracy_vs_cost, learning_curves, train_test_curves  # noqa: E402
 from attn.summary import summarize  # noqa: E402
 from test_summary import RESULTS  # noqa: E402
 
@@ -38,6 +38,25 @@ def test_accuracy_vs_cost_one_point_per_variant():
         accuracy_vs_cost(rows, cost="latency_added_ms")
 
 
+def test_accuracy_vs_cost_names_each_operator_once_in_its_own_colour():
+    from test_summary import fake_result
+
+    same = [fake_result(name, s, a) for name in ("se_var1", "ge_theta_minus") for s, a in enumerate([0.81, 0.83, 0.85])]
+    rows = summarize(RESULTS + same, latency_ms={"none": 1.0, "se": 1.4, "se_var1": 1.1, "ge_theta_minus": 1.3})
+    ax = accuracy_vs_cost(rows)
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels == ["none", "se", "SE-Var1 = GE-θ⁻", "eca"]  # one point for the two names of one operator
+    colours = {label: container.lines[0].get_color() for label, container in zip(labels, ax.containers)}
+    assert colours["none"] == "black" and len(set(colours.values())) == len(labels)
+    with pytest.raises(ValueError, match=r"rows \['eca'\] have no 'latency_added_ms'"):
+        accuracy_vs_cost(rows, cost="latency_added_ms")
+    ax = accuracy_vs_cost(rows, cost="latency_added_ms", skip_missing=True, legend=False)
+    assert ax.get_legend() is None and len(ax.containers) == 3
+    merged = ax.containers[2]  # at the mean of the two measurements, its bar spanning both
+    assert list(merged.lines[0].get_xdata()) == pytest.approx([0.2])
+    assert merged.lines[0].get_color() == colours["SE-Var1 = GE-θ⁻"]  # the same colour in every panel
+
+
 def test_gate_plots_draw_one_box_per_block_and_one_line_per_class():
     import torch
 
@@ -51,3 +70,15 @@ def test_gate_plots_draw_one_box_per_block_and_one_line_per_class():
     assert len(ax.get_lines()) == 10 and len(ax.get_lines()[0].get_xdata()) == 32
     with pytest.raises(ValueError, match="no gates"):
         gate_distributions({})
+
+
+def test_train_test_curves_one_colour_per_variant_two_lines_per_run():
+    runs = [_with_history(RESULTS[0], [0.5, 0.6]), _with_history(RESULTS[1], [0.4, 0.5]),
+            _with_history(RESULTS[3], [0.4, 0.7])]
+    ax = train_test_curves(runs)
+    assert len(ax.lines) == 6 and list(ax.lines[-1].get_ydata()) == pytest.approx([40.0, 70.0])
+    variants = {RESULTS[i]["config"]["attention"] for i in (0, 1, 3)}
+    assert len({line.get_color() for line in ax.lines}) == len(variants)
+    assert len(ax.get_legend().get_texts()) == 2 * len(variants)
+    with pytest.raises(ValueError, match="no results"):
+        train_test_curves([])
