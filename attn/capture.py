@@ -20,7 +20,7 @@ from torch import nn
 
 from .data import normalize
 
-__all__ = ["attention_slots", "capture_inputs", "capture_gates", "per_class_mean", "class_share"]
+__all__ = ["attention_slots", "capture_inputs", "capture_gates", "branch_to_shortcut", "per_class_mean", "class_share"]
 
 
 def attention_slots(model: nn.Module) -> dict[str, nn.Module]:
@@ -53,6 +53,12 @@ def capture_inputs(model: nn.Module, images: torch.Tensor, batch_size: int = 500
     captured: dict[str, list[torch.Tensor]] = {name: [] for name in slots}
     hooks = [slot.register_forward_pre_hook(lambda module, inputs, name=name: captured[name].append(inputs[0].float().cpu()))
              for name, slot in slots.items()]
+    _run_in_eval_mode(model, images, batch_size, hooks)
+    return {name: torch.cat(parts) for name, parts in captured.items()}
+
+
+def _run_in_eval_mode(model: nn.Module, images: torch.Tensor, batch_size: int, hooks: list) -> None:
+    """Run ``images`` (uint8, normalised here) through ``model`` in eval mode, then restore its mode and remove ``hooks``."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -63,7 +69,38 @@ def capture_inputs(model: nn.Module, images: torch.Tensor, batch_size: int = 500
         model.train(was_training)
         for hook in hooks:
             hook.remove()
-    return {name: torch.cat(parts) for name, parts in captured.items()}
+
+
+@torch.no_grad()
+def branch_to_shortcut(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> dict[str, float]:
+    """How strong each block's residual branch is beside its shortcut, on ``images`` ``(N, 3, H, W)`` (uint8).
+
+    Per block: the root mean square of what the block adds to its shortcut (the output of its
+    ``attention`` slot: the gated residual branch) over the root mean square of the shortcut
+    itself, over all images, channels and positions, in eval mode. A gate that halves the
+    branch halves this ratio unless the layers before it learn to compensate.
+    """
+    if images.dtype != torch.uint8 or images.dim() != 4:
+        raise ValueError(f"branch_to_shortcut: expected uint8 images (N, 3, H, W) as attn.data stores them, "
+                         f"got {images.dtype} of shape {tuple(images.shape)}")
+    blocks = {name: module for name, module in model.named_modules()
+              if isinstance(getattr(module, "attention", None), nn.Module) and callable(getattr(module, "shortcut", None))}
+    if not blocks:
+        raise ValueError(f"{type(model).__name__} has no residual block with an 'attention' slot and a 'shortcut' "
+                         f"(expected an attn CIFAR ResNet)")
+    squares = {name: {"branch": 0.0, "shortcut": 0.0} for name in blocks}
+
+    def add(name: str, part: str, value: torch.Tensor) -> None:
+        squares[name][part] += value.float().pow(2).sum().item()
+
+    hooks = []
+    for name, block in blocks.items():
+        hooks.append(block.attention.register_forward_hook(
+            lambda module, inputs, output, name=name: add(name, "branch", output)))
+        hooks.append(block.register_forward_pre_hook(
+            lambda module, inputs, name=name: add(name, "shortcut", module.shortcut(inputs[0]))))
+    _run_in_eval_mode(model, images, batch_size, hooks)
+    return {name: (s["branch"] / s["shortcut"]) ** 0.5 for name, s in squares.items()}
 
 
 @torch.no_grad()

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from attn.capture import attention_slots, capture_gates, capture_inputs, class_share, per_class_mean
+from attn.capture import (attention_slots, branch_to_shortcut, capture_gates, capture_inputs, class_share,
+                          per_class_mean)
 from attn.data import normalize
 from attn.models import cifar_resnet
 
@@ -70,3 +71,31 @@ def test_the_class_share_is_zero_for_class_free_gates_and_one_for_gates_fixed_by
     assert class_share(constant_per_class_mean, labels) < 0.2
     spatial = fixed[:, :, None, None].expand(200, 4, 2, 2)
     assert class_share(spatial, labels) == pytest.approx(1.0)
+
+
+def test_branch_to_shortcut_is_the_rms_ratio_and_a_halving_gate_halves_it():
+    model = cifar_resnet(8).eval()
+    captured = {}
+    block = model.stages[1][0]
+    hooks = [block.attention.register_forward_hook(lambda m, i, o: captured.update(branch=o.clone())),
+             block.register_forward_pre_hook(lambda m, i: captured.update(shortcut=m.shortcut(i[0]).clone()))]
+    with torch.no_grad():
+        model(normalize(IMAGES))
+    for hook in hooks:
+        hook.remove()
+    ratios = branch_to_shortcut(model, IMAGES, batch_size=4)
+    assert list(ratios) == ["stages.0.0", "stages.1.0", "stages.2.0"]
+    expected = (captured["branch"].pow(2).sum() / captured["shortcut"].pow(2).sum()).sqrt().item()
+    assert ratios["stages.1.0"] == pytest.approx(expected, rel=1e-5)
+
+    class Half(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 0.5 * x
+
+    model.stages[0][0].attention = Half()
+    halved = branch_to_shortcut(model, IMAGES)
+    assert halved["stages.0.0"] == pytest.approx(ratios["stages.0.0"] / 2, rel=1e-5)
+    with pytest.raises(ValueError, match="expected uint8 images"):
+        branch_to_shortcut(model, IMAGES.float())
+    with pytest.raises(ValueError, match="no residual block"):
+        branch_to_shortcut(torch.nn.Linear(2, 2), IMAGES)
