@@ -328,3 +328,40 @@ def test_generated_tables_and_quotes_render_as_html(site) -> None:
             assert re.search(cell, comparison), f"chapter 7's {grid} table has no cell for {row['variant']}"
     se_page = (html_dir / "notebooks" / "02_se.html").read_text()
     assert re.search(r"<li>\s*(?:<p>)?ablation grid: ResNet-8 \+ none", se_page), "chapter 2's quoted rows are not a list"
+
+
+# Every mechanism chapter analyses its module as trained in the reference grid (from committed weights).
+TRAINED_SECTIONS = {"notebooks/02_se": "se", "notebooks/03_se_variants": "se", "notebooks/04_eca": "eca",
+                    "notebooks/05_gather_excite": "ge_theta_plus"}
+
+
+@pytest.mark.parametrize("page", sorted(TRAINED_SECTIONS))
+def test_each_mechanism_chapter_shows_its_trained_module_from_committed_weights(stage: Path, nbmake_run, page: str) -> None:
+    cells = nbformat.read(stage / f"{page}.ipynb", as_version=4).cells
+    start = next((i for i, cell in enumerate(cells) if cell.cell_type == "markdown"
+                  and re.match(r"## What the trained", cell.source)), None)
+    assert start is not None, f"{page} has no '## What the trained ...' section"
+    end = next((i for i in range(start + 1, len(cells)) if cells[i].cell_type == "markdown"
+                and re.match(r"## ", cells[i].source)), len(cells))
+    section = [cell for cell in cells[start:end] if cell.cell_type == "code"]
+    assert f'load_trained_network("{TRAINED_SECTIONS[page]}"' in "\n".join(cell.source for cell in section)
+    printed = "".join(text for cell in section for text in _outputs(cell, "stream"))
+    assert f"resnet20-{TRAINED_SECTIONS[page]}-e30-s0-" in printed, f"{page} did not load the committed network"
+    figures = [output for cell in section for output in cell.outputs if "image/png" in output.get("data", {})]
+    assert figures, f"{page}: its trained-module section draws no figure"
+
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:home|root|tmp|work|usr|opt|var|private|Users|mnt|srv)/[\w.-]")
+
+
+def test_no_built_page_shows_a_path_of_the_machine_it_was_built_on(site, stage: Path) -> None:
+    html_dir, _ = site
+    offenders = []
+    for path in sorted(html_dir.rglob("*.html")):
+        text = html.unescape(re.sub(r"<[^>]+>", " ", path.read_text()))
+        for needle in (str(ROOT), str(stage), sys.prefix):
+            if needle in text:
+                offenders.append(f"{path.relative_to(html_dir)}: {needle}")
+        offenders += [f"{path.relative_to(html_dir)}: ...{text[max(0, m.start() - 40):m.end() + 40]!r}..."
+                      for m in ABSOLUTE_PATH.finditer(text)]
+    assert not offenders, "built pages print absolute paths (show repository-relative ones):\n" + "\n".join(offenders[:20])
