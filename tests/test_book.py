@@ -344,7 +344,7 @@ def test_each_mechanism_chapter_shows_its_trained_module_from_committed_weights(
     end = next((i for i in range(start + 1, len(cells)) if cells[i].cell_type == "markdown"
                 and re.match(r"## ", cells[i].source)), len(cells))
     section = [cell for cell in cells[start:end] if cell.cell_type == "code"]
-    assert f'load_trained_network("{TRAINED_SECTIONS[page]}"' in "\n".join(cell.source for cell in section)
+    assert "load_trained_network(" in "\n".join(cell.source for cell in section), f"{page} loads no trained network"
     printed = "".join(text for cell in section for text in _outputs(cell, "stream"))
     assert f"resnet20-{TRAINED_SECTIONS[page]}-e30-s0-" in printed, f"{page} did not load the committed network"
     figures = [output for cell in section for output in cell.outputs if "image/png" in output.get("data", {})]
