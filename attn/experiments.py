@@ -34,7 +34,8 @@ __all__ = [
     "RunConfig", "GRID_RECIPE", "REFERENCE_RECIPE", "WIDTH_FAIR", "HEADLINE", "GRIDS", "GRID_DIRS", "grid",
     "grid_variants", "keeps_weights", "variant_label", "budget_config", "default_runs_dir", "validate", "result_path",
     "weights_path", "run", "load_model", "load_trained", "load_grid_model", "grid_results", "result_variant",
-    "save_weights", "architecture", "config_from_dict", "train_eval_split", "TRAIN_EVAL_SIZE", "run_grid", "load_results", "latency_path", "environment", "write_json_atomically",
+    "save_weights", "architecture", "config_from_dict", "train_eval_split", "TRAIN_EVAL_SIZE", "run_grid",
+    "load_results", "latency_path", "environment", "write_json_atomically",
 ]
 
 RESULT_VERSION = 2  # 2: train_eval; history rows may carry ema_test_*
