@@ -65,12 +65,14 @@ def train_test_curves(results: Iterable[dict], ax: Axes | None = None) -> Axes:
     ax = ax or plt.figure(figsize=(7, 4)).gca()
     variants = list(dict.fromkeys(result_variant(r) for r in results))
     colours = dict(zip(variants, plt.get_cmap("tab10").colors))
+    labelled: set[str] = set()
     for result in results:
         variant, epochs = result_variant(result), [row["epoch"] for row in result["history"]]
-        first = result is next(r for r in results if result_variant(r) == variant)
         for metric, style in (("train_acc", "--"), ("test_acc", "-")):
             ax.plot(epochs, [100 * row[metric] for row in result["history"]], style, color=colours[variant],
-                    linewidth=1.2, label=f"{variant}, {'training' if metric == 'train_acc' else 'test'}" if first else None)
+                    linewidth=1.2, label=None if variant in labelled else
+                    f"{variant}, {'training' if metric == 'train_acc' else 'test'}")
+        labelled.add(variant)
     depths = sorted({r["config"]["depth"] for r in results})
     seeds = sorted({r["config"]["train"]["seed"] for r in results})
     ax.set_xlabel("epoch")
