@@ -17,6 +17,7 @@ import torch
 
 from .capture import per_class_mean
 from .experiments import result_variant
+from .registry import OPERATOR_LABELS, SAME_OPERATOR
 
 __all__ = ["learning_curves", "train_test_curves", "accuracy_vs_cost", "gate_distributions", "gate_profiles"]
 
@@ -85,10 +86,6 @@ def train_test_curves(results: Iterable[dict], ax: Axes | None = None) -> Axes:
     return ax
 
 
-# GE-θ⁻ with a global extent (its default) computes SE-Var1's gate, sigmoid(GAP(x)): one operator under two
-# names, which accuracy_vs_cost draws as one point.
-_SAME_OPERATOR = {"ge_theta_minus": "se_var1"}
-_OPERATOR_LABELS = {"se_var1": "SE-Var1 = GE-θ⁻"}
 _MARKERS = "osD^vP*XhpH<>"
 
 
@@ -110,7 +107,7 @@ def accuracy_vs_cost(rows: Iterable[dict], cost: str = "params_added", cost_labe
     groups: dict[tuple, list[dict]] = {}
     for row in rows:
         name = row.get("variant", row["attention"])
-        groups.setdefault((row.get("depth"), row.get("epochs"), _SAME_OPERATOR.get(name, name)), []).append(row)
+        groups.setdefault((row.get("depth"), row.get("epochs"), SAME_OPERATOR.get(name, name)), []).append(row)
     ax = ax or plt.figure(figsize=(8, 4), layout="constrained").gca()
     tab20 = plt.get_cmap("tab20").colors
     styles = zip(itertools.cycle(tab20[0::2] + tab20[1::2]), itertools.cycle(_MARKERS))
@@ -126,7 +123,7 @@ def accuracy_vs_cost(rows: Iterable[dict], cost: str = "params_added", cost_labe
         single = all(len(r.get("seeds", ())) == 1 for r in members)
         ax.errorbar(x, y, xerr=None if len(set(xs)) == 1 else [[x - min(xs)], [max(xs) - x]],
                     yerr=[[y - low], [high - y]], fmt=marker, color=color, capsize=3,
-                    label=_OPERATOR_LABELS.get(name, name) + (" (1 seed)" if single else ""))
+                    label=OPERATOR_LABELS.get(name, name) + (" (1 seed)" if single else ""))
     ax.set_xlabel(cost_label or cost.replace("_", " "))
     ax.set_ylabel("test accuracy (%), mean ± std over seeds")
     ax.grid(alpha=0.3)

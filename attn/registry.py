@@ -19,7 +19,7 @@ from .nam import NAM
 from .se import SqueezeExcite
 from .se_variants import SEGroupConv, SEVar1, SEVar2, SEVar3
 
-__all__ = ["create", "available", "register", "accepts", "IDENTITY_AT_START"]
+__all__ = ["create", "available", "register", "accepts", "IDENTITY_AT_START", "SAME_OPERATOR", "OPERATOR_LABELS"]
 
 Factory = Callable[..., nn.Module]
 
@@ -42,6 +42,14 @@ _FACTORIES: dict[str, Factory] = {
 # The modules with an exact identity-at-start form (attn.gates): their logits come from a learned
 # layer that can start at zero. SE-Var1 and GE-θ⁻ learn nothing; NAM's |γ| / Σ|γ| is 0/0 at γ = 0.
 IDENTITY_AT_START: tuple[str, ...] = ("se", "se_var2", "se_var3", "se_gc", "eca_ns", "eca", "ge_theta", "ge_theta_plus")
+
+#: Names that compute the same function as another name, mapped to it: GE-θ⁻ at its default global
+#: extent is SE-Var1's gate σ(GAP(x)) (tests/test_gather_excite.py checks it). Tables and plots show
+#: such a pair as one operator.
+SAME_OPERATOR: dict[str, str] = {"ge_theta_minus": "se_var1"}
+
+#: How tables and plots name an operator that has two names.
+OPERATOR_LABELS: dict[str, str] = {"se_var1": "SE-Var1 = GE-θ⁻"}
 
 
 def available() -> list[str]:
