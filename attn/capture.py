@@ -33,38 +33,49 @@ def attention_slots(model: nn.Module) -> dict[str, nn.Module]:
     return slots
 
 
+def _check_images(owner: str, images: torch.Tensor, normalized: bool) -> None:
+    """``images`` must be ``(N, 3, H, W)``: ``uint8`` as attn.data stores them, or float with ``normalized``."""
+    expected = torch.is_floating_point(images) if normalized else images.dtype == torch.uint8
+    if not expected or images.dim() != 4:
+        wanted = ("float images (N, 3, H, W), already normalised for the model" if normalized
+                  else "uint8 images (N, 3, H, W) as attn.data stores them (or float ones with normalized=True)")
+        raise ValueError(f"{owner}: expected {wanted}, got {images.dtype} of shape {tuple(images.shape)}")
+
+
 def _batches(images: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
     for start in range(0, len(images), batch_size):
         yield images[start:start + batch_size]
 
 
 @torch.no_grad()
-def capture_inputs(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> dict[str, torch.Tensor]:
-    """What every attention slot receives for ``images`` ``(N, 3, H, W)`` (``uint8``, normalised here).
+def capture_inputs(model: nn.Module, images: torch.Tensor, batch_size: int = 500,
+                   normalized: bool = False) -> dict[str, torch.Tensor]:
+    """What every attention slot receives for ``images`` ``(N, 3, H, W)``.
 
-    The model runs in eval mode (batch norms use their running statistics, so the features
-    do not depend on which images share a batch); its mode is restored afterwards. Returns,
-    per block name, a float tensor ``(N, C, H_b, W_b)`` on the CPU.
+    ``images`` are ``uint8`` CIFAR-10 images, normalised here with attn.data's statistics, or
+    with ``normalized=True`` float images that are already what the model takes (a torchvision
+    network's ImageNet-normalised input, say); anything else raises ``ValueError``. The model
+    runs in eval mode (batch norms use their running statistics, so the features do not depend
+    on which images share a batch); its mode is restored afterwards. Returns, per block name, a
+    float tensor ``(N, C, H_b, W_b)`` on the CPU.
     """
-    if images.dtype != torch.uint8 or images.dim() != 4:
-        raise ValueError(f"capture_inputs: expected uint8 images (N, 3, H, W) as attn.data stores them, "
-                         f"got {images.dtype} of shape {tuple(images.shape)}")
+    _check_images("capture_inputs", images, normalized)
     slots = attention_slots(model)
     captured: dict[str, list[torch.Tensor]] = {name: [] for name in slots}
     hooks = [slot.register_forward_pre_hook(lambda module, inputs, name=name: captured[name].append(inputs[0].float().cpu()))
              for name, slot in slots.items()]
-    _run_in_eval_mode(model, images, batch_size, hooks)
+    _run_in_eval_mode(model, images, batch_size, normalized, hooks)
     return {name: torch.cat(parts) for name, parts in captured.items()}
 
 
-def _run_in_eval_mode(model: nn.Module, images: torch.Tensor, batch_size: int, hooks: list) -> None:
-    """Run ``images`` (uint8, normalised here) through ``model`` in eval mode, then restore its mode and remove ``hooks``."""
+def _run_in_eval_mode(model: nn.Module, images: torch.Tensor, batch_size: int, normalized: bool, hooks: list) -> None:
+    """Run ``images`` through ``model`` in eval mode (uint8 ones normalised first), then restore its mode and remove ``hooks``."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
         for batch in _batches(images, batch_size):
-            model(normalize(batch).to(device))
+            model((batch if normalized else normalize(batch)).to(device))
     finally:
         model.train(was_training)
         for hook in hooks:
@@ -72,17 +83,16 @@ def _run_in_eval_mode(model: nn.Module, images: torch.Tensor, batch_size: int, h
 
 
 @torch.no_grad()
-def branch_to_shortcut(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> dict[str, float]:
-    """How strong each block's residual branch is beside its shortcut, on ``images`` ``(N, 3, H, W)`` (uint8).
+def branch_to_shortcut(model: nn.Module, images: torch.Tensor, batch_size: int = 500,
+                       normalized: bool = False) -> dict[str, float]:
+    """How strong each block's residual branch is beside its shortcut, on ``images`` (as :func:`capture_inputs`).
 
     Per block: the root mean square of what the block adds to its shortcut (the output of its
     ``attention`` slot: the gated residual branch) over the root mean square of the shortcut
     itself, over all images, channels and positions, in eval mode. A gate that halves the
     branch halves this ratio unless the layers before it learn to compensate.
     """
-    if images.dtype != torch.uint8 or images.dim() != 4:
-        raise ValueError(f"branch_to_shortcut: expected uint8 images (N, 3, H, W) as attn.data stores them, "
-                         f"got {images.dtype} of shape {tuple(images.shape)}")
+    _check_images("branch_to_shortcut", images, normalized)
     blocks = {name: module for name, module in model.named_modules()
               if isinstance(getattr(module, "attention", None), nn.Module) and callable(getattr(module, "shortcut", None))}
     if not blocks:
@@ -99,13 +109,16 @@ def branch_to_shortcut(model: nn.Module, images: torch.Tensor, batch_size: int =
             lambda module, inputs, output, name=name: add(name, "branch", output)))
         hooks.append(block.register_forward_pre_hook(
             lambda module, inputs, name=name: add(name, "shortcut", module.shortcut(inputs[0]))))
-    _run_in_eval_mode(model, images, batch_size, hooks)
+    _run_in_eval_mode(model, images, batch_size, normalized, hooks)
     return {name: (s["branch"] / s["shortcut"]) ** 0.5 for name, s in squares.items()}
 
 
 @torch.no_grad()
-def capture_gates(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> dict[str, torch.Tensor]:
+def capture_gates(model: nn.Module, images: torch.Tensor, batch_size: int = 500,
+                  normalized: bool = False) -> dict[str, torch.Tensor]:
     """The gate every attention module applies to ``images`` (eval mode), by block name; see the module docstring.
+
+    ``images`` and ``normalized`` as for :func:`capture_inputs`.
 
     Raises ``ValueError`` when the model has no attention modules with a ``gate`` method
     (for instance a network without attention, whose slots are ``nn.Identity``).
@@ -115,7 +128,7 @@ def capture_gates(model: nn.Module, images: torch.Tensor, batch_size: int = 500)
         raise ValueError(f"{type(model).__name__} has no attention module with a gate (its slots hold "
                          f"{type(next(iter(attention_slots(model).values()))).__name__})")
     was_training = {name: slot.training for name, slot in slots.items()}
-    inputs = capture_inputs(model, images, batch_size)
+    inputs = capture_inputs(model, images, batch_size, normalized)
     gates = {}
     for name, slot in slots.items():
         slot.eval()

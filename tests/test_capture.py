@@ -39,6 +39,20 @@ def test_inputs_are_what_the_slot_receives_in_eval_mode_and_the_mode_is_restored
         capture_inputs(model, IMAGES.float())
 
 
+def test_float_images_already_normalised_are_taken_as_they_are_only_when_asked():
+    model = cifar_resnet(8, "eca")
+    from_uint8 = capture_gates(model, IMAGES)
+    from_float = capture_gates(model, normalize(IMAGES), normalized=True)
+    assert from_float.keys() == from_uint8.keys()
+    for name in from_uint8:
+        torch.testing.assert_close(from_float[name], from_uint8[name])
+    torch.testing.assert_close(branch_to_shortcut(model, normalize(IMAGES), normalized=True), branch_to_shortcut(model, IMAGES))
+    with pytest.raises(ValueError, match="expected float images .* already normalised"):
+        capture_inputs(model, IMAGES, normalized=True)
+    with pytest.raises(ValueError, match=r"or float ones with normalized=True"):
+        capture_gates(model, normalize(IMAGES))
+
+
 @pytest.mark.parametrize("name, shape", [("eca", (6, 16)), ("ge_theta_minus", (6, 16, 1, 1)), ("nam", (6, 16, 32, 32)),
                                          ("ge_theta", (6, 16, 1, 1))])
 def test_gates_have_each_family_s_shape_and_are_what_forward_multiplies_by(name, shape):
