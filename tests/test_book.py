@@ -332,7 +332,7 @@ def test_generated_tables_and_quotes_render_as_html(site) -> None:
 
 # Every mechanism chapter analyses its module as trained in the reference grid (from committed weights).
 TRAINED_SECTIONS = {"notebooks/02_se": "se", "notebooks/03_se_variants": "se", "notebooks/04_eca": "eca",
-                    "notebooks/05_gather_excite": "ge_theta_plus"}
+                    "notebooks/05_gather_excite": "ge_theta_plus", "notebooks/06_nam": "nam"}
 
 
 @pytest.mark.parametrize("page", sorted(TRAINED_SECTIONS))
