@@ -43,9 +43,9 @@ _FACTORIES: dict[str, Factory] = {
 # layer that can start at zero. SE-Var1 and GE-θ⁻ learn nothing; NAM's |γ| / Σ|γ| is 0/0 at γ = 0.
 IDENTITY_AT_START: tuple[str, ...] = ("se", "se_var2", "se_var3", "se_gc", "eca_ns", "eca", "ge_theta", "ge_theta_plus")
 
-#: Names that compute the same function as another name, mapped to it: GE-θ⁻ at its default global
-#: extent is SE-Var1's gate σ(GAP(x)) (tests/test_gather_excite.py checks it). Tables and plots show
-#: such a pair as one operator.
+#: Each name that computes the same function as another name, mapped to that name. GE-θ⁻ at its
+#: default global extent is SE-Var1's gate σ(GAP(x)) (tests/test_gather_excite.py checks it), so
+#: tables and plots show the two names as one operator.
 SAME_OPERATOR: dict[str, str] = {"ge_theta_minus": "se_var1"}
 
 #: How tables and plots name an operator that has two names.
