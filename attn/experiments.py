@@ -134,8 +134,8 @@ GRIDS: dict[str, dict[str, object]] = {
     "reference": {
         "depth": 20, "epochs": 30, "recipe": REFERENCE_RECIPE, "keep_weights_seeds": [0],
         "blocks": [
-            ([0], ["none", "se", "eca", "ge_theta_plus", "nam", "se_var1", WIDTH_FAIR[0], "se_var2", "se_var3",
-                   WIDTH_FAIR[1], "eca_ns", WIDTH_FAIR[2], "ge_theta"]),
+            ([0], ["none", "se", "eca", "ge_theta_plus", "nam", "se_var1", WIDTH_FAIR[0], "se_var2", "eca_ns",
+                   WIDTH_FAIR[1], "ge_theta", WIDTH_FAIR[2], "se_var3"]),
             ([1, 2], HEADLINE),
             # Controls. Does SE-Var1 lose because its gate starts (and, without parameters, stays)
             # near sigmoid(0) = 0.5, halving every residual branch? The same gate centred on 1.

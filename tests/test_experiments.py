@@ -97,8 +97,8 @@ def test_the_reference_grid_trains_every_variant_s_seed_0_first_and_keeps_those_
     first = configs[:13]
     assert {c.train.seed for c in first} == {0} and len({c.key for c in first}) == 13
     assert [c.variant for c in first] == [
-        "none", "se", "eca", "ge_theta_plus", "nam", "se_var1", "se(reduction=4)", "se_var2", "se_var3",
-        "se_gc(group_size=4)", "eca_ns", "eca(kernel_size=5)", "ge_theta"]
+        "none", "se", "eca", "ge_theta_plus", "nam", "se_var1", "se(reduction=4)", "se_var2", "eca_ns",
+        "se_gc(group_size=4)", "ge_theta", "eca(kernel_size=5)", "se_var3"]
     assert sorted({c.variant for c in configs[13:]}) == sorted(experiments.HEADLINE)
     assert [experiments.keeps_weights("reference", c) for c in configs] == [True] * 13 + [False] * 12
     assert all(c.train.epochs == 30 and c.train.precision == "bf16" and not c.train.decay_norm_and_bias
