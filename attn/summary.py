@@ -22,9 +22,10 @@ from typing import Iterable
 
 from scipy import stats
 
-from .experiments import GRIDS, grid_variants, latency_path, load_results, variant_label
+from . import experiments
+from .experiments import GRIDS, latency_path, load_results
 from .files import cache_dir
-from .registry import available
+from .registry import SAME_OPERATOR, available
 
 __all__ = ["summarize", "summarize_dir", "format_summary", "describe", "welch_interval", "welch_p_value", "holm",
            "committed_results", "quote"]
@@ -78,8 +79,9 @@ def summarize(results: Iterable[dict], latency_ms: dict[str, float] | None = Non
     results before version 2, which only have the last epoch's running accuracy),
     ``params``, ``macs``, ``data`` (the source label), ``images_per_s``; when a ``none`` row with
     the same recipe exists: ``diff`` (mean minus the ``none`` mean), ``ci`` (95 % Welch interval
-    or ``None``), ``ci_includes_zero``, ``p`` (Welch) and ``p_holm`` (Holm-adjusted over the
-    rows compared with the same ``none``; ``None`` without an interval), ``params_added``,
+    or ``None``), ``ci_includes_zero``, ``p`` (Welch), ``p_holm`` (Holm-adjusted over the
+    rows compared with the same ``none``, one operator under two names counted once; ``None``
+    without an interval) and ``comparisons`` (how many the adjustment counts), ``params_added``,
     ``macs_added``; with ``latency_ms`` (variant -> milliseconds, as written by ``python -m attn
     latency``): ``latency_ms`` and ``latency_added_ms``.
     """
@@ -106,8 +108,14 @@ def summarize(results: Iterable[dict], latency_ms: dict[str, float] | None = Non
         if row.get("p") is not None:
             families.setdefault(row["baseline"], []).append(row)
     for family in families.values():
-        for row, adjusted in zip(family, holm([row["p"] for row in family])):
-            row["p_holm"] = adjusted
+        # One operator under two names (attn.registry.SAME_OPERATOR) is one hypothesis: counted once.
+        hypotheses: dict[str, list[dict]] = {}
+        for row in family:
+            hypotheses.setdefault(SAME_OPERATOR.get(row["variant"], row["variant"]), []).append(row)
+        adjusted = holm([max(row["p"] for row in members) for members in hypotheses.values()])
+        for members, p_holm in zip(hypotheses.values(), adjusted):
+            for row in members:
+                row.update(p_holm=p_holm, comparisons=len(hypotheses))
     for row in rows.values():
         row.pop("baseline", None)
     return sorted(rows.values(), key=lambda r: (r["depth"], r["epochs"], r["attention"] != "none", r["order"],
@@ -139,12 +147,15 @@ def describe(row: dict) -> str:
     if row["ci"] is None:
         return text + f"; {_percent(row['diff'], True)} points vs none (a single run: no interval)."
     low, high = (_percent(v, True) for v in row["ci"])
-    verdict = ("the interval contains 0: this grid cannot tell it from no attention" if row["ci_includes_zero"]
-               else "the interval excludes 0")
-    return text + (f"; {_percent(row['diff'], True)} points vs none, 95 % CI [{low}, {high}]: {verdict} "
-                   f"(Holm-adjusted p = {row['p_holm']:.3f})."
-                   if row.get("p_holm") is not None else f"; {_percent(row['diff'], True)} points vs none, "
-                   f"95 % CI [{low}, {high}]: {verdict}.")
+    text += f"; {_percent(row['diff'], True)} points vs none, 95 % CI [{low}, {high}]: "
+    if row["ci_includes_zero"]:
+        return text + "the interval contains 0: this grid cannot tell it from no attention."
+    if row.get("p_holm") is None:
+        return text + "the interval excludes 0."
+    correction = f"Holm's correction for the grid's {row['comparisons']} comparisons (adjusted p = {row['p_holm']:.3f})"
+    if row["p_holm"] < 0.05:
+        return text + f"the interval excludes 0, and the difference survives {correction}."
+    return text + f"the uncorrected interval excludes 0, but the difference does not survive {correction}."
 
 
 def committed_results(start: str | os.PathLike | None = None) -> Path:
@@ -179,7 +190,9 @@ def committed_results(start: str | os.PathLike | None = None) -> Path:
 def quote(attentions: str | Iterable[str], results: str | os.PathLike | None = None, markdown: bool = False) -> str:
     """What the committed grids say about ``attentions``: one :func:`describe` sentence per grid and variant.
 
-    ``results`` defaults to :func:`committed_results`. A variant a grid includes but whose
+    ``results`` defaults to :func:`committed_results`. Only grids that compare variants are
+    quoted (not the recipe check, which trains ``none`` alone); a variant of ``attentions`` with a
+    recipe setting of its own (``"nam + L1 0.0001"``) is quoted with it. A variant a grid includes but whose
     runs are not committed yet gets a line saying so, with the command that makes them; one
     the grid does not include gets no line. Never raises for missing files: the book's
     chapters show whatever exists. ``markdown=True`` makes each line a list item.
@@ -191,8 +204,10 @@ def quote(attentions: str | Iterable[str], results: str | os.PathLike | None = N
         return f"No committed results to quote: {missing}"
     lines = []
     for grid, spec in GRIDS.items():
-        variants = grid_variants(grid)
-        wanted = [variant_label(*v) for name in names for v in variants if v[0] == name]
+        configs = experiments.grid(grid)
+        if len({config.variant for config in configs}) < 2:  # the recipe check trains none alone
+            continue
+        wanted = list(dict.fromkeys(config.variant for name in names for config in configs if config.attention == name))
         if not wanted:
             continue
         try:
@@ -215,7 +230,7 @@ def _row(members: list[dict]) -> dict:
     return {
         "depth": first["config"]["depth"],
         "attention": attention,
-        "variant": variant_label(attention, first["config"]["attention_kwargs"], first["config"]["train"]["nam_sparsity"]),
+        "variant": experiments.variant_label(attention, first["config"]["attention_kwargs"], first["config"]["train"]["nam_sparsity"]),
         "train_acc": train_acc,
         "train_acc_kind": train_acc_kind,
         "order": names.index(attention) if attention in names else len(names),

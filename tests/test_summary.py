@@ -81,6 +81,20 @@ def test_summarize_dir_reads_results_and_latency_and_describe_says_what_the_inte
         summarize_dir(tmp_path / "empty")
 
 
+def test_holm_counts_one_operator_under_two_names_once_and_describe_says_what_survives_it():
+    twin = [fake_result("ge_theta_minus", s, a) for s, a in enumerate([0.90, 0.91, 0.92])]
+    twin = [result | {"config": {**result["config"], "attention_kwargs": {}}} for result in twin]
+    se_var1 = [fake_result("se_var1", s, a) for s, a in enumerate([0.90, 0.91, 0.92])]
+    rows = {row["attention"]: row for row in summarize(RESULTS + se_var1 + twin)}
+    assert rows["se_var1"]["comparisons"] == rows["ge_theta_minus"]["comparisons"] == 3  # se, eca, se_var1
+    assert rows["se_var1"]["p_holm"] == rows["ge_theta_minus"]["p_holm"]
+    assert rows["se"]["p_holm"] == pytest.approx(min(1.0, 3 * rows["se"]["p"]))
+    assert "survives Holm's correction for the grid's 3 comparisons" in describe(rows["se"])
+    weak = rows["se"] | {"p_holm": 0.2}  # an interval that excludes 0 and a correction that does not keep it
+    assert describe(weak).endswith("the uncorrected interval excludes 0, but the difference does not survive Holm's "
+                                   "correction for the grid's 3 comparisons (adjusted p = 0.200).")
+
+
 def write_grid(folder, results) -> None:
     folder.mkdir(parents=True)
     for result in results:
@@ -103,7 +117,7 @@ def test_quote_gives_each_grid_s_sentence_and_says_what_is_not_committed(tmp_pat
                            "(python -m attn grid ablation).")  # a grid's width-fair control of a quoted attention
     assert ablation[3] == "ablation grid: ResNet-8 + nam: no runs committed yet (python -m attn grid ablation)."
     assert "main grid: ResNet-20 + se: no runs committed yet (python -m attn grid main)." in text
-    assert "recipe grid: ResNet-20 + none: no runs committed yet (python -m attn grid recipe)." in text
+    assert not any(line.startswith("recipe grid") for line in text)  # the recipe check compares nothing
     assert not any("se_var1" in line for line in quote("se_var1", tmp_path).splitlines() if line.startswith("main"))
 
 
