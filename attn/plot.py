@@ -6,7 +6,6 @@ returns it, so notebooks can combine panels. Titles say which data the numbers c
 
 from __future__ import annotations
 
-import itertools
 import statistics
 from typing import Iterable
 
@@ -17,9 +16,10 @@ import torch
 
 from .capture import per_class_mean
 from .experiments import result_variant
-from .registry import OPERATOR_LABELS, SAME_OPERATOR
+from .registry import OPERATOR_LABELS, SAME_OPERATOR, available
 
-__all__ = ["learning_curves", "train_test_curves", "accuracy_vs_cost", "gate_distributions", "gate_profiles"]
+__all__ = ["operator_style", "learning_curves", "train_test_curves", "accuracy_vs_cost", "gate_distributions",
+           "gate_profiles"]
 
 METRICS = {
     "test_acc": "test accuracy (%)",
@@ -27,6 +27,31 @@ METRICS = {
     "test_loss": "test loss",
     "train_loss": "training loss",
 }
+
+
+_MARKERS = "osD^vP*XhpH<>"
+_OPERATORS = list(dict.fromkeys(SAME_OPERATOR.get(name, name) for name in available()))
+
+
+def operator_style(variant: str) -> tuple[tuple[float, ...] | str, str]:
+    """The ``(colour, marker)`` of a variant label (:func:`attn.experiments.variant_label`) in every plot.
+
+    ``none`` is black; each operator of the registry has its own of ``tab10``'s ten colours
+    (one operator under two names, such as SE-Var1 and GE-θ⁻, one colour); a variant with
+    keywords or a recipe setting of its own (``se(reduction=4)``, ``nam + L1 0.0001``) takes the
+    light shade of its mechanism's colour and a diamond. Labels outside the registry are grey.
+    """
+    base = variant.split("(")[0].split(" + ")[0]
+    if base == "none":
+        return "black", "o"
+    operator = SAME_OPERATOR.get(base, base)
+    if operator not in _OPERATORS:
+        return "grey", "x"
+    index = _OPERATORS.index(operator)
+    tab20 = plt.get_cmap("tab20").colors
+    if variant != base:
+        return tab20[2 * index + 1], "D"
+    return tab20[2 * index], _MARKERS[index]
 
 
 def _label(result: dict) -> str:
@@ -57,20 +82,18 @@ def learning_curves(results: Iterable[dict], metric: str = "test_acc", ax: Axes 
 
 
 def train_test_curves(results: Iterable[dict], ax: Axes | None = None) -> Axes:
-    """Training (dashed) and test (solid) accuracy against epoch, one colour per variant, one
-    pair of lines per seed. Training accuracy is the running one, on augmented images in
-    training mode, as the history records it."""
+    """Training (dashed) and test (solid) accuracy against epoch, one colour per variant
+    (:func:`operator_style`), one pair of lines per seed. Training accuracy is the running one,
+    on augmented images in training mode, as the history records it."""
     results = list(results)
     if not results:
         raise ValueError("train_test_curves: no results to plot")
     ax = ax or plt.figure(figsize=(7, 4)).gca()
-    variants = list(dict.fromkeys(result_variant(r) for r in results))
-    colours = dict(zip(variants, plt.get_cmap("tab10").colors))
     labelled: set[str] = set()
     for result in results:
         variant, epochs = result_variant(result), [row["epoch"] for row in result["history"]]
         for metric, style in (("train_acc", "--"), ("test_acc", "-")):
-            ax.plot(epochs, [100 * row[metric] for row in result["history"]], style, color=colours[variant],
+            ax.plot(epochs, [100 * row[metric] for row in result["history"]], style, color=operator_style(variant)[0],
                     linewidth=1.2, label=None if variant in labelled else
                     f"{variant}, {'training' if metric == 'train_acc' else 'test'}")
         labelled.add(variant)
@@ -79,14 +102,11 @@ def train_test_curves(results: Iterable[dict], ax: Axes | None = None) -> Axes:
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("accuracy (%)")
-    ax.set_title(f"ResNet-{'/'.join(map(str, depths))}, seeds {', '.join(map(str, seeds))}; "
+    ax.set_title(f"ResNet-{'/'.join(map(str, depths))}, seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}; "
                  + ", ".join(sorted({r["data"]["source"] for r in results})), fontsize="medium")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return ax
-
-
-_MARKERS = "osD^vP*XhpH<>"
 
 
 def accuracy_vs_cost(rows: Iterable[dict], cost: str = "params_added", cost_label: str | None = None,
@@ -94,8 +114,7 @@ def accuracy_vs_cost(rows: Iterable[dict], cost: str = "params_added", cost_labe
     """One point per operator of a summary: mean test accuracy (bar: ± std over seeds) against ``cost``.
 
     The points are named in a legend beside the axes (``legend``), not on them, so no two names overlap.
-    Each has its own colour and marker (``none`` black, the others in the order of ``rows``: ``tab20``'s
-    ten strong colours, then their light shades), so panels drawn from the same rows match. Rows of one
+    Each has its operator's colour and marker (:func:`operator_style`), the same in every plot. Rows of one
     operator under two names (SE-Var1 and GE-θ⁻) are one point, at the mean of their values, its bars
     spanning all of them. A row without ``cost`` raises ``ValueError``, or with ``skip_missing`` is left
     out (the others keep their colours).
@@ -109,10 +128,8 @@ def accuracy_vs_cost(rows: Iterable[dict], cost: str = "params_added", cost_labe
         name = row.get("variant", row["attention"])
         groups.setdefault((row.get("depth"), row.get("epochs"), SAME_OPERATOR.get(name, name)), []).append(row)
     ax = ax or plt.figure(figsize=(8, 4), layout="constrained").gca()
-    tab20 = plt.get_cmap("tab20").colors
-    styles = zip(itertools.cycle(tab20[0::2] + tab20[1::2]), itertools.cycle(_MARKERS))
     for (_, _, name), members in groups.items():
-        color, marker = ("black", "o") if name == "none" else next(styles)
+        color, marker = operator_style(name)
         members = [r for r in members if cost in r]
         if not members:
             continue
