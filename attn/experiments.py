@@ -35,7 +35,8 @@ __all__ = [
     "grid_variants", "keeps_weights", "variant_label", "budget_config", "default_runs_dir", "validate", "result_path",
     "weights_path", "run", "load_model", "load_trained", "load_grid_model", "grid_results", "result_variant",
     "save_weights", "architecture", "config_from_dict", "train_eval_split", "TRAIN_EVAL_SIZE", "run_grid",
-    "load_results", "latency_path", "environment", "write_json_atomically",
+    "load_results", "latency_path", "environment", "write_json_atomically", "HE_ET_AL_RESNET20_ACC",
+    "recipe_check_runs",
 ]
 
 RESULT_VERSION = 2  # 2: train_eval; history rows may carry ema_test_*
@@ -113,6 +114,9 @@ WIDTH_FAIR: list[tuple[str, dict[str, object]]] = [
     ("se", {"reduction": 4}), ("se_gc", {"group_size": 4}), ("eca", {"kernel_size": 5}),
 ]
 HEADLINE = ["none", "se", "eca", "se_var1", "ge_theta_plus", "nam"]
+# What the recipe check is compared with: He et al. (2016), Table 6, ResNet-20's 8.75 % test error
+# on the official CIFAR-10 files.
+HE_ET_AL_RESNET20_ACC = 0.9125
 
 # The book's grids, each a list of blocks run in order; within a block, seed by seed, so a
 # grid stopped half way has every variant for the first seeds rather than every seed of the
@@ -428,6 +432,14 @@ def grid_results(grid_name: str, variants: Iterable[str], results: str | os.Path
         results = committed_results()
     found = [r for r in load_results(Path(results) / grid_name) if result_variant(r) in variants]
     return sorted(found, key=lambda r: (variants.index(result_variant(r)), r["config"]["train"]["seed"]))
+
+
+def recipe_check_runs(results_dir: str | os.PathLike) -> list[dict]:
+    """The results in ``results_dir`` of the recipe check's network, the ``recipe`` grid's ResNet-20
+    without attention, sorted by key: the recipe check itself (``results/recipe``) or the probes of
+    its settings (``results/recipe-probes``). Runs of other networks in the folder are left out."""
+    depth = _spec("recipe")["depth"]
+    return [r for r in load_results(results_dir) if r["config"]["depth"] == depth and result_variant(r) == "none"]
 
 
 def result_variant(result: dict) -> str:

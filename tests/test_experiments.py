@@ -224,3 +224,14 @@ def test_a_trained_network_is_loaded_evaluated_and_names_both_data_sources():
     assert not trained.model.training and 0.0 <= trained.test_acc <= 1.0 and trained.test_size == 32
     assert "resnet20-se-e30-s0" in str(trained) and "synthetic" in str(trained)
     assert trained.result["data"]["source"] in str(trained)
+
+
+def test_recipe_check_runs_are_the_resnet20_runs_without_attention_of_a_folder(tmp_path):
+    configs = [RunConfig(depth=20, train=TrainConfig(seed=1)), RunConfig(depth=20, attention="se"),
+               RunConfig(depth=8), RunConfig(depth=20, train=TrainConfig(lr=0.2))]
+    for config in configs:
+        (tmp_path / f"{config.key}.json").write_text(json.dumps({"key": config.key, "config": asdict(config)}))
+    found = experiments.recipe_check_runs(tmp_path)
+    assert [r["key"] for r in found] == sorted([configs[0].key, configs[3].key])
+    assert experiments.recipe_check_runs(tmp_path / "empty") == []
+    assert experiments.HE_ET_AL_RESNET20_ACC == pytest.approx(1 - 0.0875)
