@@ -1,15 +1,17 @@
 """What a model costs: parameters, multiply-accumulates, measured CPU latency.
 
 MACs are counted with ``torch.utils.flop_counter`` (it ships with torch, follows its
-operators, and leaves the model untouched; thop is unmaintained and adds buffers to the
-model). Like thop and fvcore it counts convolutions and matrix products only: the
-pooling, sigmoid and scaling that attention adds are free by that count, which is why
-the latency here is measured rather than estimated.
+operators, and leaves the model untouched; thop adds buffers to the model). It counts
+convolutions and matrix products only: the pooling, sigmoid and scaling that attention adds
+are free by that count (thop, which the ECA paper's FLOPs come from, also counts batch
+norms, average pooling and upsampling by layer type), which is why the latency here is
+measured rather than estimated.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import statistics
 from typing import Iterator
 
@@ -23,6 +25,18 @@ __all__ = ["count_parameters", "count_macs", "measure_latency", "compare_latency
 def count_parameters(model: nn.Module) -> int:
     """Trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+@contextlib.contextmanager
+def _quiet_logger(name: str) -> Iterator[None]:
+    """The logger ``name`` shows errors only inside the block; its previous level restored afterwards."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 @contextlib.contextmanager
@@ -56,7 +70,8 @@ def measure_latency(
     device = next(model.parameters()).device
     layout = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.randn(input_shape, device=device).contiguous(memory_format=layout)
-    from torch.utils import benchmark  # imported here: importing it logs a CUDA_HOME warning on CPU-only builds
+    with _quiet_logger("torch.utils.cpp_extension"):  # which logs a note naming CUDA_HOME on CPU-only builds
+        from torch.utils import benchmark
 
     with _eval_mode(model):
         model(x)  # warm-up

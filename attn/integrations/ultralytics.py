@@ -16,9 +16,11 @@ through ``n`` bottlenecks ``y_{i+1} = y_i + cv2(cv1(y_i))`` and mixes all ``2 + 
 with a 1x1 convolution. The module can go
 
 - **after the C2f**, a row of its own: ``[-1, 1, ECA, []]``. It gates the C2f's whole
-  output, shortcuts included, like the SE paper's SE-POST (after the addition), the worst
-  of its placements (Table 14: 22.78 % top-1 error against 22.28 % for the standard one,
-  SE-ResNet-50 on ImageNet);
+  output, shortcuts included. The closest analogue in the SE paper is SE-POST (after a
+  residual block's addition), the worst of its placements (Table 14: 22.78 % top-1 error
+  against 22.28 % for the standard one, SE-ResNet-50 on ImageNet); the analogy is loose, since
+  after a C2f the gate acts on a 1x1 convolution over a concatenation and no identity sum
+  follows;
 - **inside the bottlenecks**, on their residual branch: ``[-1, 3, C2fECA, [128, True]]``
   replaces a ``C2f`` row and gives every bottleneck ``y_i + attention(cv2(cv1(y_i)))``, the SE
   paper's standard placement (as :func:`attn.add_attention` does for ResNets). A bottleneck
