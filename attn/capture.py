@@ -84,13 +84,15 @@ def _run_in_eval_mode(model: nn.Module, images: torch.Tensor, batch_size: int, n
 
 @torch.no_grad()
 def branch_to_shortcut(model: nn.Module, images: torch.Tensor, batch_size: int = 500,
-                       normalized: bool = False) -> dict[str, float]:
-    """How strong each block's residual branch is beside its shortcut, on ``images`` (as :func:`capture_inputs`).
+                       normalized: bool = False) -> dict[str, dict[str, float]]:
+    """How strong each block's residual branch is beside its shortcut, before and after its attention slot.
 
-    Per block: the root mean square of what the block adds to its shortcut (the output of its
-    ``attention`` slot: the gated residual branch) over the root mean square of the shortcut
-    itself, over all images, channels and positions, in eval mode. A gate that halves the
-    branch halves this ratio unless the layers before it learn to compensate.
+    Per block, ``{"ungated": ..., "gated": ...}``: the root mean square of what the block's
+    ``attention`` slot receives (the branch before the gate) and of what it returns (the gated
+    branch, which the block adds to its shortcut), each over the root mean square of the
+    shortcut itself, over all ``images`` (as :func:`capture_inputs`), channels and positions, in
+    eval mode. ``gated / ungated`` is the gate's effect on the branch's energy; a gate that
+    halves the branch halves ``gated`` unless the layers before it raise ``ungated``.
     """
     _check_images("branch_to_shortcut", images, normalized)
     blocks = {name: module for name, module in model.named_modules()
@@ -98,19 +100,25 @@ def branch_to_shortcut(model: nn.Module, images: torch.Tensor, batch_size: int =
     if not blocks:
         raise ValueError(f"{type(model).__name__} has no residual block with an 'attention' slot and a 'shortcut' "
                          f"(expected an attn CIFAR ResNet)")
-    squares = {name: {"branch": 0.0, "shortcut": 0.0} for name in blocks}
+    squares = {name: {"ungated": 0.0, "gated": 0.0, "shortcut": 0.0} for name in blocks}
 
     def add(name: str, part: str, value: torch.Tensor) -> None:
         squares[name][part] += value.float().pow(2).sum().item()
 
+    def on_slot(name: str):
+        def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+            add(name, "ungated", inputs[0])
+            add(name, "gated", output)
+        return hook
+
     hooks = []
     for name, block in blocks.items():
-        hooks.append(block.attention.register_forward_hook(
-            lambda module, inputs, output, name=name: add(name, "branch", output)))
+        hooks.append(block.attention.register_forward_hook(on_slot(name)))
         hooks.append(block.register_forward_pre_hook(
             lambda module, inputs, name=name: add(name, "shortcut", module.shortcut(inputs[0]))))
     _run_in_eval_mode(model, images, batch_size, normalized, hooks)
-    return {name: (s["branch"] / s["shortcut"]) ** 0.5 for name, s in squares.items()}
+    return {name: {part: (s[part] / s["shortcut"]) ** 0.5 for part in ("ungated", "gated")}
+            for name, s in squares.items()}
 
 
 @torch.no_grad()

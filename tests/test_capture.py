@@ -87,7 +87,7 @@ def test_the_class_share_is_zero_for_class_free_gates_and_one_for_gates_fixed_by
     assert class_share(spatial, labels) == pytest.approx(1.0)
 
 
-def test_branch_to_shortcut_is_the_rms_ratio_and_a_halving_gate_halves_it():
+def test_branch_to_shortcut_is_the_rms_ratio_before_and_after_the_slot_and_a_halving_gate_halves_it():
     model = cifar_resnet(8).eval()
     captured = {}
     block = model.stages[1][0]
@@ -100,15 +100,17 @@ def test_branch_to_shortcut_is_the_rms_ratio_and_a_halving_gate_halves_it():
     ratios = branch_to_shortcut(model, IMAGES, batch_size=4)
     assert list(ratios) == ["stages.0.0", "stages.1.0", "stages.2.0"]
     expected = (captured["branch"].pow(2).sum() / captured["shortcut"].pow(2).sum()).sqrt().item()
-    assert ratios["stages.1.0"] == pytest.approx(expected, rel=1e-5)
+    assert ratios["stages.1.0"]["gated"] == pytest.approx(expected, rel=1e-5)
+    assert ratios["stages.1.0"]["ungated"] == pytest.approx(expected, rel=1e-5)  # an empty slot changes nothing
 
     class Half(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return 0.5 * x
 
     model.stages[0][0].attention = Half()
-    halved = branch_to_shortcut(model, IMAGES)
-    assert halved["stages.0.0"] == pytest.approx(ratios["stages.0.0"] / 2, rel=1e-5)
+    halved = branch_to_shortcut(model, IMAGES)["stages.0.0"]
+    assert halved["gated"] == pytest.approx(ratios["stages.0.0"]["gated"] / 2, rel=1e-5)
+    assert halved["ungated"] == pytest.approx(ratios["stages.0.0"]["ungated"], rel=1e-5)
     with pytest.raises(ValueError, match="expected uint8 images"):
         branch_to_shortcut(model, IMAGES.float())
     with pytest.raises(ValueError, match="no residual block"):
