@@ -246,7 +246,7 @@ def _row(members: list[dict]) -> dict:
     }
 
 
-_TRAIN_WORDS = {"eval": "train accuracy", "running": "last-epoch running train accuracy"}
+_TRAIN_WORDS = {"eval": "train accuracy in eval mode", "running": "last-epoch running train accuracy"}
 
 
 def _train_accuracy(members: list[dict]) -> tuple[float | None, str | None]:
