@@ -10,6 +10,9 @@ the message names both sources)::
     trained = load_trained_network("eca", data)
     print(trained)
     gates = capture_gates(trained.model, images)
+
+:func:`baseline_features` gives the chapters their real features: a few test images through
+the trained network without attention, and what each block's attention slot receives.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .capture import capture_inputs
 from .data import CIFAR10
 from .experiments import load_grid_model
 from .train import evaluate
 
-__all__ = ["TrainedNetwork", "load_trained_network"]
+__all__ = ["TrainedNetwork", "load_trained_network", "baseline_features"]
 
 
 @dataclass(frozen=True)
@@ -53,3 +57,30 @@ def load_trained_network(variant: str, data: CIFAR10, grid: str = "reference", s
     bf16 = result["config"]["train"]["precision"] == "bf16"
     _, accuracy = evaluate(model, data.test, autocast_dtype=torch.bfloat16 if bf16 else None)
     return TrainedNetwork(model, result, accuracy, data.source, len(data.test))
+
+
+def baseline_features(data: CIFAR10, count: int = 8, one_per_class: bool = False
+                      ) -> tuple[torch.Tensor, TrainedNetwork, dict[str, torch.Tensor]]:
+    """Real features for a chapter: ``count`` test images through the trained ResNet-20 without attention.
+
+    The images are the first ``count`` of ``data.test``, or with ``one_per_class`` the first test
+    image of each of the first ``count`` classes, in class order. The network is the reference
+    grid's ``none``, seed 0 (:func:`load_trained_network`). Returns ``(images, baseline, inputs)``:
+    the images, uint8 ``(count, 3, 32, 32)``; the network; and what every block's attention slot
+    receives from them in eval mode, by block name (:func:`attn.capture.capture_inputs`), each
+    ``(count, C, H, W)``. Raises ``ValueError`` for a ``count`` the test set cannot supply.
+    """
+    classes = len(data.classes) if one_per_class else len(data.test)
+    if not 1 <= count <= classes:
+        raise ValueError(f"baseline_features: count must be between 1 and {classes} "
+                         f"({'classes' if one_per_class else 'test images'}), got {count}")
+    if one_per_class:
+        firsts = [(data.test.labels == k).nonzero() for k in range(count)]
+        missing = [data.classes[k] for k, found in enumerate(firsts) if len(found) == 0]
+        if missing:
+            raise ValueError(f"baseline_features: the test set has no image of class {', '.join(missing)}")
+        images = data.test.images[torch.stack([found[0, 0] for found in firsts])]
+    else:
+        images = data.test.images[:count]
+    baseline = load_trained_network("none", data)
+    return images, baseline, capture_inputs(baseline.model, images)

@@ -226,6 +226,23 @@ def test_a_trained_network_is_loaded_evaluated_and_names_both_data_sources():
     assert trained.result["data"]["source"] in str(trained)
 
 
+def test_baseline_features_are_the_trained_none_s_slot_inputs_of_the_chosen_test_images():
+    from attn.capture import capture_inputs
+    from attn.trained import baseline_features
+
+    data = synthetic(64, 32)
+    images, baseline, inputs = baseline_features(data, count=4)
+    torch.testing.assert_close(images, data.test.images[:4])
+    assert "resnet20-none-e30-s0" in str(baseline) and list(inputs)[-1] == "stages.2.2"
+    torch.testing.assert_close(inputs["stages.0.2"], capture_inputs(baseline.model, images)["stages.0.2"])
+    assert tuple(inputs["stages.2.2"].shape) == (4, 64, 8, 8)
+    per_class, _, _ = baseline_features(data, count=3, one_per_class=True)
+    assert data.test.labels[[0, 1, 2]].tolist() == [0, 1, 2]  # synthetic labels cycle through the classes
+    torch.testing.assert_close(per_class, data.test.images[:3])
+    with pytest.raises(ValueError, match="count must be between 1 and 10 .classes"):
+        baseline_features(data, count=11, one_per_class=True)
+
+
 def test_recipe_check_runs_are_the_resnet20_runs_without_attention_of_a_folder(tmp_path):
     configs = [RunConfig(depth=20, train=TrainConfig(seed=1)), RunConfig(depth=20, attention="se"),
                RunConfig(depth=8), RunConfig(depth=20, train=TrainConfig(lr=0.2))]
