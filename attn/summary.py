@@ -22,8 +22,7 @@ from typing import Iterable
 
 from scipy import stats
 
-from . import experiments
-from .experiments import GRIDS, latency_path, load_results
+from .experiments import GRIDS, grid as grid_configs, latency_path, load_results, variant_label
 from .files import cache_dir
 from .registry import SAME_OPERATOR, available
 
@@ -204,7 +203,7 @@ def quote(attentions: str | Iterable[str], results: str | os.PathLike | None = N
         return f"No committed results to quote: {missing}"
     lines = []
     for grid, spec in GRIDS.items():
-        configs = experiments.grid(grid)
+        configs = grid_configs(grid)
         if len({config.variant for config in configs}) < 2:  # the recipe check trains none alone
             continue
         wanted = list(dict.fromkeys(config.variant for name in names for config in configs if config.attention == name))
@@ -230,7 +229,7 @@ def _row(members: list[dict]) -> dict:
     return {
         "depth": first["config"]["depth"],
         "attention": attention,
-        "variant": experiments.variant_label(attention, first["config"]["attention_kwargs"], first["config"]["train"]["nam_sparsity"]),
+        "variant": variant_label(attention, first["config"]["attention_kwargs"], first["config"]["train"]["nam_sparsity"]),
         "train_acc": train_acc,
         "train_acc_kind": train_acc_kind,
         "order": names.index(attention) if attention in names else len(names),

@@ -70,9 +70,9 @@ def baseline_features(data: CIFAR10, count: int = 8, one_per_class: bool = False
     receives from them in eval mode, by block name (:func:`attn.capture.capture_inputs`), each
     ``(count, C, H, W)``. Raises ``ValueError`` for a ``count`` the test set cannot supply.
     """
-    classes = len(data.classes) if one_per_class else len(data.test)
-    if not 1 <= count <= classes:
-        raise ValueError(f"baseline_features: count must be between 1 and {classes} "
+    available = len(data.classes) if one_per_class else len(data.test)
+    if not 1 <= count <= available:
+        raise ValueError(f"baseline_features: count must be between 1 and {available} "
                          f"({'classes' if one_per_class else 'test images'}), got {count}")
     if one_per_class:
         firsts = [(data.test.labels == k).nonzero() for k in range(count)]
