@@ -12,6 +12,8 @@ Errors (a bad name, a missing dataset, ...) print one line and exit with status 
 from __future__ import annotations
 
 import argparse
+import copy
+import statistics
 import sys
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import torch
 from . import experiments, registry
 from .data import load_cifar10
 from .models import cifar_resnet
-from .profile import compare_latency, profile_model
+from .profile import latency_rounds, profile_model
 from .summary import format_summary, summarize_dir
 from .train import TrainConfig
 
@@ -135,16 +137,22 @@ def _latency(args: argparse.Namespace) -> None:
     variants = experiments.grid_variants(args.name)
     models = {experiments.variant_label(name, kwargs): cifar_resnet(depth, name, **kwargs).eval()
               for name, kwargs in variants}
-    latency_ms = compare_latency(models, (args.batch, 3, 32, 32), rounds=args.rounds)
+    models[experiments.LATENCY_COPY] = copy.deepcopy(models["none"])  # timed last in every round: its gap to none is noise
+    rounds_ms = latency_rounds(models, (args.batch, 3, 32, 32), rounds=args.rounds)
+    latency_ms = {name: statistics.median(values) for name, values in rounds_ms.items()}
     path = experiments.latency_path(args.results or experiments.GRID_DIRS[args.name])
     experiments.write_json_atomically(path, {
         "grid": args.name, "depth": depth, "input_shape": [args.batch, 3, 32, 32], "rounds": args.rounds,
-        "what": "median ms of one inference forward pass (eval mode, no grad, channels_last), models interleaved",
-        "latency_ms": latency_ms, "environment": experiments.environment(),
+        "what": "median ms of one inference forward pass (eval mode, no grad, channels_last), models interleaved; "
+                f"rounds_ms: each round's median, in the order measured; {experiments.LATENCY_COPY!r}: the same "
+                "network as none, timed again, so that its difference from none is noise",
+        "latency_ms": latency_ms, "rounds_ms": rounds_ms, "environment": experiments.environment(),
     })
     first = next(iter(latency_ms))
     for name, ms in latency_ms.items():
-        print(f"{name:24s} {ms:8.3f} ms  {ms / latency_ms[first]:5.2f}x of {first}")
+        ratios = [a / b for a, b in zip(rounds_ms[name], rounds_ms[first])]
+        print(f"{name:28s} {ms:8.3f} ms  {ms / latency_ms[first]:5.2f}x of {first} "
+              f"(per round {min(ratios):.2f}-{max(ratios):.2f}x)")
     print(f"-> {path}")
 
 

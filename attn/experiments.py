@@ -35,7 +35,7 @@ __all__ = [
     "grid_variants", "keeps_weights", "variant_label", "budget_config", "default_runs_dir", "validate", "result_path",
     "weights_path", "run", "load_model", "load_trained", "load_grid_model", "grid_results", "result_variant",
     "save_weights", "architecture", "config_from_dict", "train_eval_split", "TRAIN_EVAL_SIZE", "run_grid",
-    "load_results", "latency_path", "environment", "write_json_atomically", "HE_ET_AL_RESNET20_ACC",
+    "load_results", "latency_path", "LATENCY_COPY", "environment", "write_json_atomically", "HE_ET_AL_RESNET20_ACC",
     "recipe_check_runs",
 ]
 
@@ -483,6 +483,10 @@ def load_results(results_dir: str | os.PathLike) -> list[dict]:
     """Every result file in ``results_dir`` (not recursive), sorted by key."""
     paths = sorted(Path(results_dir).glob("*.json"))
     return [json.loads(path.read_text()) for path in paths]
+
+
+# The name under which `python -m attn latency` times the network without attention a second time.
+LATENCY_COPY = "none (copy)"
 
 
 def latency_path(results_dir: str | os.PathLike) -> Path:

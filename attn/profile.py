@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_parameters", "count_macs", "measure_latency", "compare_latency", "profile_model"]
+__all__ = ["count_parameters", "count_macs", "measure_latency", "latency_rounds", "compare_latency", "profile_model"]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -79,22 +79,34 @@ def measure_latency(
         return timer.blocked_autorange(min_run_time=min_run_time).median
 
 
+def latency_rounds(
+    models: dict[str, nn.Module],
+    input_shape: tuple[int, ...] = (1, 3, 32, 32),
+    rounds: int = 5,
+    min_run_time: float = 0.2,
+) -> dict[str, list[float]]:
+    """Milliseconds of one inference forward pass per model and round, measured side by side.
+
+    The models take turns in every round, so drift on a shared machine hits them alike; each
+    value is that round's median. Ratios between two models taken round by round cancel the drift.
+    """
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for _ in range(rounds):
+        for name, model in models.items():
+            times[name].append(measure_latency(model, input_shape, min_run_time=min_run_time) * 1e3)
+    return times
+
+
 def compare_latency(
     models: dict[str, nn.Module],
     input_shape: tuple[int, ...] = (1, 3, 32, 32),
     rounds: int = 5,
     min_run_time: float = 0.2,
 ) -> dict[str, float]:
-    """Median milliseconds of one inference forward pass per model, measured side by side.
-
-    The models take turns in every round, so drift on a shared machine hits them alike; the
-    result is the median over ``rounds`` of each round's median.
-    """
-    times: dict[str, list[float]] = {name: [] for name in models}
-    for _ in range(rounds):
-        for name, model in models.items():
-            times[name].append(measure_latency(model, input_shape, min_run_time=min_run_time))
-    return {name: statistics.median(values) * 1e3 for name, values in times.items()}
+    """Median milliseconds of one inference forward pass per model: the median over the rounds of
+    :func:`latency_rounds`."""
+    times = latency_rounds(models, input_shape, rounds, min_run_time)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def profile_model(model: nn.Module, input_shape: tuple[int, ...] = (1, 3, 32, 32), min_run_time: float = 1.0) -> dict[str, float]:

@@ -85,9 +85,14 @@ def test_train_on_a_tiny_archive_writes_a_result(tmp_path, monkeypatch, capsys):
 def test_latency_writes_the_file_the_summary_reads(tmp_path, monkeypatch, capsys):
     import attn.__main__ as cli
 
-    monkeypatch.setattr(cli, "compare_latency", lambda models, shape, rounds: {name: 1.0 + i for i, name in enumerate(models)})
+    def three_rounds(models, shape, rounds):
+        return {name: [1.0 + i, 3.0 + i, 2.0 + i] for i, name in enumerate(models)}
+
+    monkeypatch.setattr(cli, "latency_rounds", three_rounds)
     results = tmp_path / "ablation"
-    assert main(["latency", "ablation", "--results", str(results), "--rounds", "1"]) == 0
+    assert main(["latency", "ablation", "--results", str(results), "--rounds", "3"]) == 0
     written = json.loads((tmp_path / "latency-ablation.json").read_text())
-    assert written["latency_ms"]["none"] == 1.0 and written["input_shape"] == [1, 3, 32, 32]
+    assert written["latency_ms"]["none"] == 2.0 and written["input_shape"] == [1, 3, 32, 32]  # the median of the rounds
+    assert written["rounds_ms"]["none"] == [1.0, 3.0, 2.0] and written["rounds"] == 3
+    assert "none (copy)" in written["latency_ms"]  # the noise: the network without attention timed once more
     assert "torch" in written["environment"]

@@ -2,7 +2,7 @@ import torch
 from torch import nn
 
 from attn.models import cifar_resnet
-from attn.profile import compare_latency, count_macs, count_parameters, measure_latency, profile_model
+from attn.profile import compare_latency, count_macs, count_parameters, latency_rounds, measure_latency, profile_model
 
 
 def test_resnet20_costs_about_41_million_macs():
@@ -29,3 +29,9 @@ def test_compare_latency_measures_every_model():
     models = {"none": cifar_resnet(8), "se": cifar_resnet(8, "se")}
     latency = compare_latency(models, rounds=2, min_run_time=0.02)
     assert set(latency) == {"none", "se"} and all(ms > 0 for ms in latency.values())
+
+
+def test_latency_rounds_times_every_model_in_every_round():
+    models = {"none": cifar_resnet(8), "eca": cifar_resnet(8, "eca")}
+    rounds = latency_rounds(models, rounds=3, min_run_time=0.02)
+    assert set(rounds) == {"none", "eca"} and all(len(values) == 3 and min(values) > 0 for values in rounds.values())
