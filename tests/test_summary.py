@@ -71,9 +71,11 @@ def test_summarize_dir_reads_results_and_latency_and_describe_says_what_the_inte
     grid_dir.mkdir()
     for result in RESULTS:
         (grid_dir / f"{result['key']}.json").write_text(json.dumps(result))
-    (tmp_path / "latency-ablation.json").write_text(json.dumps({"latency_ms": {"none": 2.0, "se": 2.5, "eca": 2.1}}))
+    latency = {"none": 2.0, "se": 2.5, "eca": 2.1, "none (copy)": 2.05}
+    (tmp_path / "latency-ablation.json").write_text(json.dumps({"latency_ms": latency}))
     rows = {row["attention"]: row for row in summarize_dir(grid_dir)}
     assert rows["eca"]["latency_added_ms"] == pytest.approx(0.1)
+    assert set(rows) == {"none", "se", "eca"} and rows["none"]["latency_ms"] == 2.0  # the noise copy is no row
     assert describe(rows["none"]) == "ResNet-8 + none, 10 epochs, 3 seeds, synthetic: test accuracy 82.00 ± 2.00 %."
     assert "+9.00 points vs none, 95 % CI [" in describe(rows["se"]) and "excludes 0" in describe(rows["se"])
     assert "cannot tell it from no attention" in describe(rows["eca"])
