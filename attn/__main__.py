@@ -22,7 +22,7 @@ import torch
 from . import experiments, registry
 from .data import load_cifar10
 from .models import cifar_resnet
-from .profile import latency_rounds, profile_model
+from .profile import latency_rounds, profile_model, ratios_per_round
 from .summary import format_summary, summarize_dir
 from .train import TrainConfig
 
@@ -149,10 +149,10 @@ def _latency(args: argparse.Namespace) -> None:
         "latency_ms": latency_ms, "rounds_ms": rounds_ms, "environment": experiments.environment(),
     })
     first = next(iter(latency_ms))
+    ratios = {first: [1.0] * args.rounds, **ratios_per_round(rounds_ms, first)}
     for name, ms in latency_ms.items():
-        ratios = [a / b for a, b in zip(rounds_ms[name], rounds_ms[first])]
         print(f"{name:28s} {ms:8.3f} ms  {ms / latency_ms[first]:5.2f}x of {first} "
-              f"(per round {min(ratios):.2f}-{max(ratios):.2f}x)")
+              f"(per round {min(ratios[name]):.2f}-{max(ratios[name]):.2f}x)")
     print(f"-> {path}")
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = ["count_parameters", "count_macs", "measure_latency", "latency_rounds", "compare_latency", "profile_model"]
+__all__ = ["count_parameters", "count_macs", "measure_latency", "latency_rounds", "ratios_per_round", "compare_latency", "profile_model"]
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -95,6 +95,12 @@ def latency_rounds(
         for name, model in models.items():
             times[name].append(measure_latency(model, input_shape, min_run_time=min_run_time) * 1e3)
     return times
+
+
+def ratios_per_round(rounds_ms: dict[str, list[float]], baseline: str = "none") -> dict[str, list[float]]:
+    """Each model's time over ``baseline``'s in the same round of :func:`latency_rounds`, for every other model."""
+    return {name: [a / b for a, b in zip(values, rounds_ms[baseline])]
+            for name, values in rounds_ms.items() if name != baseline}
 
 
 def compare_latency(

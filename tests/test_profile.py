@@ -2,7 +2,8 @@ import torch
 from torch import nn
 
 from attn.models import cifar_resnet
-from attn.profile import compare_latency, count_macs, count_parameters, latency_rounds, measure_latency, profile_model
+from attn.profile import (compare_latency, count_macs, count_parameters, latency_rounds, measure_latency,
+                          profile_model, ratios_per_round)
 
 
 def test_resnet20_costs_about_41_million_macs():
@@ -35,3 +36,7 @@ def test_latency_rounds_times_every_model_in_every_round():
     models = {"none": cifar_resnet(8), "eca": cifar_resnet(8, "eca")}
     rounds = latency_rounds(models, rounds=3, min_run_time=0.02)
     assert set(rounds) == {"none", "eca"} and all(len(values) == 3 and min(values) > 0 for values in rounds.values())
+
+
+def test_ratios_per_round_divides_by_the_baseline_of_the_same_round():
+    assert ratios_per_round({"none": [2.0, 4.0], "se": [3.0, 5.0]}) == {"se": [1.5, 1.25]}
