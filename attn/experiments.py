@@ -130,10 +130,11 @@ GRIDS: dict[str, dict[str, object]] = {
     "recipe": {"depth": 20, "epochs": 30, "recipe": GRID_RECIPE, "blocks": [([0], ["none"])]},
     # The ECA paper's ablation (Table 2) and the other mechanisms, on the smallest ResNet;
     # then the width-fair controls; then the reference grid's gate control (SE-Var1's gate
-    # centred on 1) where SE-Var1's loss is largest, so the hypothesis is tested with power.
+    # centred on 1) where SE-Var1's loss is largest, so the hypothesis is tested with power,
+    # and the same for SE-Var2, which starts as SE-Var1 and is the other loss of this grid.
     "ablation": {"depth": 8, "epochs": 10, "recipe": GRID_RECIPE,
                  "blocks": [([0, 1, 2], ["none", *available()]), ([0, 1, 2], WIDTH_FAIR),
-                            ([0, 1, 2], [SE_VAR1_CENTRED_ON_ONE])]},
+                            ([0, 1, 2], [SE_VAR1_CENTRED_ON_ONE]), ([0, 1, 2], [("se_var2", {"gate_layer": "2sigmoid"})])]},
     # One mechanism of each family on ResNet-20.
     "main": {"depth": 20, "epochs": 10, "recipe": GRID_RECIPE,
              "blocks": [([0, 1, 2], ["none", "se", "eca", "ge_theta_minus", "ge_theta_plus", "nam"])]},

@@ -116,11 +116,11 @@ def test_the_ablation_grid_has_three_seeds_of_the_width_fair_controls_after_its_
     assert all(c.train == replace(grid("ablation")[0].train, seed=c.train.seed) for c in controls)
 
 
-def test_the_ablation_grid_ends_with_the_reference_grid_s_gate_control():
+def test_the_ablation_grid_ends_with_the_gate_controls_of_se_var1_and_se_var2():
     ablation = grid("ablation")
     controls = ablation[45:]
-    assert [c.variant for c in controls] == ["se_var1(gate_layer=2sigmoid)"] * 3
-    assert [c.train.seed for c in controls] == [0, 1, 2]
+    assert [c.variant for c in controls] == ["se_var1(gate_layer=2sigmoid)"] * 3 + ["se_var2(gate_layer=2sigmoid)"] * 3
+    assert [c.train.seed for c in controls] == [0, 1, 2] * 2
     assert all(c.train == replace(ablation[0].train, seed=c.train.seed) for c in controls)
 
 
@@ -183,7 +183,7 @@ def test_key_changes_with_any_part_of_the_configuration():
 
 def test_named_grids():
     ablation = grid("ablation")
-    assert len(ablation) == 12 * 3 + 3 * 3 + 3 and {c.attention for c in ablation} == {"none", *attn.available()}
+    assert len(ablation) == 12 * 3 + 3 * 3 + 2 * 3 and {c.attention for c in ablation} == {"none", *attn.available()}
     assert [c.train.seed for c in ablation[:12]] == [0] * 12  # seed-major: every variant of seed 0 first
     assert all(c.depth == 8 and c.train.epochs >= 10 for c in ablation)
     main = grid("main")
