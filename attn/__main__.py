@@ -132,6 +132,12 @@ def _grid(args: argparse.Namespace) -> None:
     todo = [c for c in mine if not experiments.result_path(c, results_dir).exists()]
     print(f"grid {args.name!r}: {len(configs)} runs, shard {index}/{count} has {len(mine)}, "
           f"{len(mine) - len(todo)} already in {results_dir}")
+    if args.skip_emulated_bf16:
+        slow = [c for c in todo if emulates_bf16(c.train.precision, select_device(c.train.device))]
+        todo = [c for c in todo if c not in slow]
+        if slow:
+            print(f"skipping {len(slow)} bf16 run(s) that this CPU ({experiments.environment()['device']}) would "
+                  f"emulate: {', '.join(c.key for c in slow)}")
     _refuse_emulated_bf16(todo, args)
     if todo:
         experiments.run_grid(todo, _load_data(args), results_dir,
@@ -224,6 +230,8 @@ def _parser() -> argparse.ArgumentParser:
                                                      "for parallel workers (default 0/1)")
     _add_data_arguments(grid)
     _add_bf16_argument(grid)
+    grid.add_argument("--skip-emulated-bf16", action="store_true",
+                      help="on a CPU without native bf16, train only the runs that do not ask for bf16")
     grid.set_defaults(handler=_grid)
 
     latency = commands.add_parser("latency", help="measure the CPU latency of a grid's models side by side",
