@@ -73,7 +73,7 @@ def summarize(results: Iterable[dict], latency_ms: dict[str, float] | None = Non
     """One row per configuration (seeds grouped), with differences to its ``none`` counterpart.
 
     Each row: ``depth``, ``attention``, ``variant`` (the attention with its keywords,
-    :func:`attn.experiments.variant_label`), ``epochs``, ``seeds``, ``accs``, ``mean``, ``std``
+    :func:`attn.experiments.variant_label`), ``epochs``, ``precision``, ``seeds``, ``accs``, ``mean``, ``std``
     (sample std; 0 for one seed), ``train_acc`` and ``train_acc_kind`` (``"eval"``, or ``"running"`` for
     results before version 2, which only have the last epoch's running accuracy),
     ``params``, ``macs``, ``data`` (the source label), ``images_per_s``; when a ``none`` row with
@@ -141,8 +141,10 @@ def describe(row: dict) -> str:
             f"{row['data']}: test accuracy {_accuracy(row)} %")
     if row["train_acc"] is not None:
         text += f" ({_TRAIN_WORDS[row['train_acc_kind']]} {_percent(row['train_acc'])} %)"
-    if row["attention"] == "none" or "diff" not in row:
+    if row["attention"] == "none":
         return text + "."
+    if "diff" not in row:
+        return text + f" ({row['precision']}); no run without attention shares its recipe: not compared."
     if row["ci"] is None:
         return text + f"; {_percent(row['diff'], True)} points vs none (a single run: no interval)."
     low, high = (_percent(v, True) for v in row["ci"])
@@ -234,6 +236,7 @@ def _row(members: list[dict]) -> dict:
         "train_acc_kind": train_acc_kind,
         "order": names.index(attention) if attention in names else len(names),
         "epochs": first["config"]["train"]["epochs"],
+        "precision": first["config"]["train"]["precision"],
         "seeds": [m["config"]["train"]["seed"] for m in members],
         "accs": accs,
         "mean": statistics.fmean(accs),
@@ -295,20 +298,22 @@ def format_summary(rows: list[dict], markdown: bool = False) -> str:
     Accuracies in percent: the training accuracy (mean over seeds; marked ``*`` where it is
     the last epoch's running accuracy of an older result rather than measured in eval mode),
     the test accuracy as mean ± std over seeds; the difference to ``none`` with its 95 % Welch
-    interval and whether the interval contains zero, and the Holm-adjusted p-value. In
-    Markdown, a model or data column that is the same in every row becomes a bold line above
+    interval and whether the interval contains zero, and the Holm-adjusted p-value. Where the
+    rows differ in precision, the model column names each row's. In Markdown, a model or data column that is the same in every row becomes a bold line above
     the table instead.
     """
     header = ["model", "attention", "seeds", "train acc (%)", "test acc (%)", "Δ vs none, 95 % CI (points)",
               "Holm p", "params", "+params", "+MACs", "latency (ms)", "+latency (ms)", "data"]
     table = []
+    mixed_precision = len({row["precision"] for row in rows}) > 1
     for row in rows:
         latency = f"{row['latency_ms']:.3f}" if "latency_ms" in row else ""
         latency_added = f"{row['latency_added_ms']:+.3f}" if "latency_added_ms" in row and row["attention"] != "none" else ""
         train = "" if row["train_acc"] is None else \
             _percent(row["train_acc"]) + ("*" if row["train_acc_kind"] == "running" else "")
         table.append([
-            f"ResNet-{row['depth']}, {row['epochs']} epochs", row["variant"], str(len(row["seeds"])),
+            f"ResNet-{row['depth']}, {row['epochs']} epochs" + (f", {row['precision']}" if mixed_precision else ""),
+            row["variant"], str(len(row["seeds"])),
             train, _accuracy(row), _difference(row), "" if row.get("p_holm") is None else f"{row['p_holm']:.3f}",
             f"{row['params']:,}",
             f"{row.get('params_added', 0):+,}" if row["attention"] != "none" else "",

@@ -68,6 +68,16 @@ def test_allowing_emulated_bf16_goes_on_to_the_data(tmp_path, monkeypatch, capsy
     assert main(argv) == 2 and "CIFAR-10 not found" in _error_line(capsys)
 
 
+def test_a_grid_can_skip_the_bf16_runs_and_train_the_rest(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(attn.train, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.delenv("ATTN_CIFAR10_ARCHIVE", raising=False)
+    argv = ["grid", "reference", "--skip-emulated-bf16", "--results", str(tmp_path), "--root", str(tmp_path), "--no-download"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert "skipping 28 bf16 run(s) that this CPU" in captured.out
+    assert "CIFAR-10 not found" in captured.err  # the fp32 run (NAM + L1) goes on to the data
+
+
 def test_missing_dataset_names_the_ways_to_provide_it(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("ATTN_CIFAR10_ARCHIVE", raising=False)
     assert main(["train", "--depth", "8", "--root", str(tmp_path), "--no-download", "--results", str(tmp_path)]) == 2

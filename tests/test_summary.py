@@ -169,3 +169,15 @@ def test_variants_with_keywords_or_a_sparsity_penalty_get_rows_of_their_own_agai
 def test_holm_adjusts_the_smallest_p_value_most_and_keeps_the_order():
     assert summary.holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
     assert summary.holm([0.5]) == [0.5] and summary.holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])
+
+
+def test_rows_of_another_precision_are_named_and_without_their_none_are_not_compared():
+    results = json.loads(json.dumps(RESULTS)) + [fake_result("nam", 0, 0.8)]
+    for result in results:
+        result["config"]["train"]["precision"] = "bf16" if result["config"]["attention"] == "nam" else "fp32"
+    rows = {row["variant"]: row for row in summarize(results)}
+    assert rows["nam"]["precision"] == "bf16" and "diff" not in rows["nam"]
+    assert "(bf16); no run without attention shares its recipe: not compared." in describe(rows["nam"])
+    table = format_summary(list(rows.values()))
+    assert "ResNet-8, 10 epochs, bf16" in table and "ResNet-8, 10 epochs, fp32" in table
+    assert "fp32" not in format_summary(summarize(results[:-1]))
