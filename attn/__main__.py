@@ -115,7 +115,7 @@ def _train(args: argparse.Namespace) -> None:
         train_size=args.train_size, test_size=args.test_size, train=_train_config(args, args.seed),
     )
     experiments.validate(config)
-    if not experiments.result_path(config.resolved(), args.results).exists():
+    if not experiments.is_cached(config, args.results, args.keep_weights):
         _refuse_emulated_bf16([config], args)
     result = experiments.run(config, _load_data(args), args.results, keep_weights=args.keep_weights)
     print(f"{result['key']}: final test accuracy {100 * result['final_test_acc']:.2f} % on {result['data']['source']} "
@@ -129,7 +129,7 @@ def _grid(args: argparse.Namespace) -> None:
     for config in mine:
         experiments.validate(config)
     results_dir = Path(args.results or experiments.GRID_DIRS[args.name])
-    todo = [c for c in mine if not experiments.result_path(c, results_dir).exists()]
+    todo = [c for c in mine if not experiments.is_cached(c, results_dir, experiments.keeps_weights(args.name, c))]
     print(f"grid {args.name!r}: {len(configs)} runs, shard {index}/{count} has {len(mine)}, "
           f"{len(mine) - len(todo)} already in {results_dir}")
     if args.skip_emulated_bf16:

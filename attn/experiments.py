@@ -31,8 +31,8 @@ from .registry import available
 from .train import TrainConfig, autocast_dtype, evaluate, fit, resolve_precision, select_device
 
 __all__ = [
-    "RunConfig", "GRID_RECIPE", "REFERENCE_RECIPE", "WIDTH_FAIR", "HEADLINE", "GRIDS", "GRID_DIRS", "grid",
-    "grid_variants", "keeps_weights", "variant_label", "budget_config", "default_runs_dir", "validate", "result_path",
+    "RunConfig", "GRID_RECIPE", "REFERENCE_RECIPE", "WIDTH_FAIR", "HEADLINE", "GATE_CONTROLS", "GRIDS", "GRID_DIRS", "grid",
+    "grid_variants", "keeps_weights", "variant_label", "budget_config", "default_runs_dir", "validate", "result_path", "is_cached",
     "weights_path", "run", "load_model", "load_trained", "load_grid_model", "grid_results", "result_variant",
     "save_weights", "architecture", "config_from_dict", "train_eval_split", "TRAIN_EVAL_SIZE", "run_grid",
     "load_results", "latency_path", "LATENCY_COPY", "environment", "write_json_atomically", "HE_ET_AL_RESNET20_ACC",
@@ -114,9 +114,12 @@ WIDTH_FAIR: list[tuple[str, dict[str, object]]] = [
     ("se", {"reduction": 4}), ("se_gc", {"group_size": 4}), ("eca", {"kernel_size": 5}),
 ]
 HEADLINE = ["none", "se", "eca", "se_var1", "ge_theta_plus", "nam"]
-# Does SE-Var1 lose because its gate starts (and, without parameters, stays) near
-# sigmoid(0) = 0.5, halving every residual branch? The same gate centred on 1.
-SE_VAR1_CENTRED_ON_ONE = ("se_var1", {"gate_layer": "2sigmoid"})
+# Do SE-Var1 and SE-Var2 lose because their gate starts near sigmoid(0) = 0.5, halving every
+# residual branch (SE-Var1 has no parameter to move it)? Each variant -> the same gate centred
+# on 1, 2 sigmoid(.) (chapter 3).
+GATE_CONTROLS: dict[str, tuple[str, dict[str, object]]] = {
+    variant: (variant, {"gate_layer": "2sigmoid"}) for variant in ("se_var1", "se_var2")
+}
 # What the recipe check is compared with: He et al. (2016), Table 6, ResNet-20's 8.75 % test error
 # on the official CIFAR-10 files.
 HE_ET_AL_RESNET20_ACC = 0.9125
@@ -134,7 +137,7 @@ GRIDS: dict[str, dict[str, object]] = {
     # and the same for SE-Var2, which starts as SE-Var1 and is the other loss of this grid.
     "ablation": {"depth": 8, "epochs": 10, "recipe": GRID_RECIPE,
                  "blocks": [([0, 1, 2], ["none", *available()]), ([0, 1, 2], WIDTH_FAIR),
-                            ([0, 1, 2], [SE_VAR1_CENTRED_ON_ONE]), ([0, 1, 2], [("se_var2", {"gate_layer": "2sigmoid"})])]},
+                            ([0, 1, 2], [GATE_CONTROLS["se_var1"]]), ([0, 1, 2], [GATE_CONTROLS["se_var2"]])]},
     # One mechanism of each family on ResNet-20.
     "main": {"depth": 20, "epochs": 10, "recipe": GRID_RECIPE,
              "blocks": [([0, 1, 2], ["none", "se", "eca", "ge_theta_minus", "ge_theta_plus", "nam"])]},
@@ -147,8 +150,8 @@ GRIDS: dict[str, dict[str, object]] = {
             ([0], ["none", "se", "eca", "ge_theta_plus", "nam", "se_var1", WIDTH_FAIR[0], "se_var2", "eca_ns",
                    WIDTH_FAIR[1], "ge_theta", WIDTH_FAIR[2], "se_var3"]),
             ([1, 2], HEADLINE),
-            # Controls: SE-Var1's gate centred on 1 ...
-            ([0, 1, 2], [SE_VAR1_CENTRED_ON_ONE]),
+            # The gate control at this budget: SE-Var1's gate centred on 1, three seeds (chapter 3).
+            ([0, 1, 2], [GATE_CONTROLS["se_var1"]]),
             # NAM with the official code's sparsity penalty on its scale factors (s = 1e-4), for what
             # the penalty does to the scale factors (chapter 6): one run, in fp32 so that CPUs without
             # native bf16 can train it (2.6 h instead of about 30 h); it therefore has no `none` of its
@@ -273,6 +276,13 @@ def weights_path(config: RunConfig, results_dir: str | os.PathLike) -> Path:
     return Path(results_dir) / f"{config.key}.pt"
 
 
+def is_cached(config: RunConfig, results_dir: str | os.PathLike, keep_weights: bool = False) -> bool:
+    """Whether :func:`run` would return the stored result of ``config`` instead of training it: the
+    result file exists and, with ``keep_weights``, the weights file beside it too."""
+    config = config.resolved()
+    return result_path(config, results_dir).exists() and (not keep_weights or weights_path(config, results_dir).exists())
+
+
 def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progress: bool = True,
         keep_weights: bool = False) -> dict:
     """Train one configuration, or return its result if ``results_dir`` already has it.
@@ -287,7 +297,7 @@ def run(config: RunConfig, data: CIFAR10, results_dir: str | os.PathLike, progre
     config = config.resolved()
     results_dir = Path(results_dir)
     path = result_path(config, results_dir)
-    if path.exists() and (not keep_weights or weights_path(config, results_dir).exists()):
+    if is_cached(config, results_dir, keep_weights):
         result = json.loads(path.read_text())
         if result["data"]["source"] != data.source:
             raise ValueError(
@@ -477,7 +487,7 @@ def run_grid(configs: Iterable[RunConfig], data: CIFAR10, results_dir: str | os.
     log shows how far a long grid got, and each run shows its tqdm bars.
     """
     configs = list(configs)
-    todo = [config for config in configs if not result_path(config, results_dir).exists()]
+    todo = [config for config in configs if not is_cached(config, results_dir, keep_weights(config))]
     numbers = {config.key: number for number, config in enumerate(todo, 1)}
     results = []
     for config in configs:

@@ -50,6 +50,7 @@ def test_kept_weights_give_back_the_trained_model(tmp_path):
     run(TINY_RUN, data, tmp_path, progress=False)
     with pytest.raises(FileNotFoundError, match="keep_weights=True"):
         experiments.load_model(TINY_RUN, tmp_path)
+    assert experiments.is_cached(TINY_RUN, tmp_path) and not experiments.is_cached(TINY_RUN, tmp_path, keep_weights=True)
     result = run(TINY_RUN, data, tmp_path, progress=False, keep_weights=True)  # cached without weights: trained again
     model = experiments.load_model(TINY_RUN, tmp_path)
     assert not model.training and experiments.weights_path(TINY_RUN, tmp_path).exists()
