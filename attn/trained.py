@@ -3,9 +3,10 @@
 A chapter that analyses a trained module loads it with :func:`load_trained_network`, which
 rebuilds the network from the result file, loads its committed weights
 (:func:`attn.experiments.load_grid_model`), evaluates it on ``data.test`` in the precision it
-was trained in, and says both numbers: the accuracy the run recorded and the one measured
-here (they agree on the data the run used; on another copy of CIFAR-10 they differ, and
-the message names both sources)::
+was trained in (a bf16 run in float32 on a CPU that would emulate bf16, about ten times
+slower: the two differ in rounding only), and says both numbers and the precision of each:
+the accuracy the run recorded and the one measured here (they agree to rounding on the data
+the run used; on another copy of CIFAR-10 they differ, and the message names both sources)::
 
     trained = load_trained_network("eca", data)
     print(trained)
@@ -25,26 +26,29 @@ from torch import nn
 from .capture import capture_inputs
 from .data import CIFAR10
 from .experiments import load_grid_model
-from .train import evaluate
+from .train import autocast_dtype, emulates_bf16, evaluate, resolve_precision
 
 __all__ = ["TrainedNetwork", "load_trained_network", "baseline_features"]
 
 
 @dataclass(frozen=True)
 class TrainedNetwork:
-    """A committed network in eval mode, its result record, and its accuracy measured on ``data.test``."""
+    """A committed network in eval mode, its result record, and its accuracy measured on ``data.test``
+    in ``precision`` (``"fp32"`` or ``"bf16"``)."""
 
     model: nn.Module
     result: dict
     test_acc: float
     data_source: str
     test_size: int
+    precision: str
 
     def __str__(self) -> str:
         result = self.result
+        trained_in = result["config"]["train"]["precision"]
         return (f"{result['key']}: recorded test accuracy {100 * result['final_test_acc']:.2f} % "
-                f"({result['data']['source']}); loaded here, on the {self.test_size:,} test images of "
-                f"{self.data_source} in {result['config']['train']['precision']}: {100 * self.test_acc:.2f} %")
+                f"({result['data']['source']}, {trained_in}); loaded here, on the {self.test_size:,} test "
+                f"images of {self.data_source} in {self.precision}: {100 * self.test_acc:.2f} %")
 
 
 def load_trained_network(variant: str, data: CIFAR10, grid: str = "reference", seed: int = 0) -> TrainedNetwork:
@@ -54,9 +58,11 @@ def load_trained_network(variant: str, data: CIFAR10, grid: str = "reference", s
     grid does not have, ``FileNotFoundError`` (with the command that makes it) for one not committed.
     """
     model, result = load_grid_model(grid, variant, seed)
-    bf16 = result["config"]["train"]["precision"] == "bf16"
-    _, accuracy = evaluate(model, data.test, autocast_dtype=torch.bfloat16 if bf16 else None)
-    return TrainedNetwork(model, result, accuracy, data.source, len(data.test))
+    cpu = torch.device("cpu")
+    trained_in = resolve_precision(result["config"]["train"]["precision"], cpu)
+    precision = "fp32" if emulates_bf16(trained_in, cpu) else trained_in
+    _, accuracy = evaluate(model, data.test, autocast_dtype=autocast_dtype(precision, cpu))
+    return TrainedNetwork(model, result, accuracy, data.source, len(data.test), precision)
 
 
 def baseline_features(data: CIFAR10, count: int = 8, one_per_class: bool = False

@@ -35,7 +35,7 @@ from test_notebooks import colab_link
 
 ROOT = Path(__file__).resolve().parent.parent
 MATHJAX = ROOT / "_vendor" / "mathjax" / "tex-mml-chtml.js"
-CELL_TIMEOUT = 2400  # seconds per cell under nbmake: catches a hung cell; chapter 3's trained-gate cell takes ~25 min where bf16 is emulated (AVX2)
+CELL_TIMEOUT = 600  # seconds per cell under nbmake: catches a hung cell; the slowest (chapter 3 loading and re-measuring 7 trained networks) takes a few minutes
 PLOTTING = re.compile(r"\bplt\.|\bplot\.\w+\(|\.imshow\(|\.savefig\(")
 
 

@@ -235,6 +235,19 @@ def test_a_trained_network_is_loaded_evaluated_and_names_both_data_sources():
     assert trained.result["data"]["source"] in str(trained)
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_a_bf16_network_is_evaluated_in_float32_where_this_cpu_would_emulate_bf16(monkeypatch, native):
+    import attn.train
+    from attn.trained import load_trained_network
+
+    monkeypatch.setattr(attn.train, "cpu_has_native_bf16", lambda: native)
+    trained = load_trained_network("se", synthetic(64, 32))
+    assert trained.result["config"]["train"]["precision"] == "bf16"
+    expected = "bf16" if native else "fp32"
+    assert trained.precision == expected and str(trained).endswith(f"in {expected}: {100 * trained.test_acc:.2f} %")
+    assert ", bf16); loaded here" in str(trained)
+
+
 def test_baseline_features_are_the_trained_none_s_slot_inputs_of_the_chosen_test_images():
     from attn.capture import capture_inputs
     from attn.trained import baseline_features
