@@ -3,8 +3,8 @@
 A chapter that analyses a trained module loads it with :func:`load_trained_network`, which
 rebuilds the network from the result file, loads its committed weights
 (:func:`attn.experiments.load_grid_model`), evaluates it on ``data.test`` in the precision it
-was trained in (a bf16 run in float32 on a CPU that would emulate bf16, about ten times
-slower: the two differ in rounding only), and says both numbers and the precision of each:
+was trained in on the CPU (bf16 or float32; a bf16 run in float32 where this CPU would
+emulate bf16, about ten times slower: the two differ in rounding only), and says both numbers and the precision of each:
 the accuracy the run recorded and the one measured here (they agree to rounding on the data
 the run used; on another copy of CIFAR-10 they differ, and the message names both sources)::
 
@@ -26,7 +26,7 @@ from torch import nn
 from .capture import capture_inputs
 from .data import CIFAR10
 from .experiments import load_grid_model
-from .train import autocast_dtype, emulates_bf16, evaluate, resolve_precision
+from .train import emulates_bf16, evaluate
 
 __all__ = ["TrainedNetwork", "load_trained_network", "baseline_features"]
 
@@ -58,10 +58,9 @@ def load_trained_network(variant: str, data: CIFAR10, grid: str = "reference", s
     grid does not have, ``FileNotFoundError`` (with the command that makes it) for one not committed.
     """
     model, result = load_grid_model(grid, variant, seed)
-    cpu = torch.device("cpu")
-    trained_in = resolve_precision(result["config"]["train"]["precision"], cpu)
-    precision = "fp32" if emulates_bf16(trained_in, cpu) else trained_in
-    _, accuracy = evaluate(model, data.test, autocast_dtype=autocast_dtype(precision, cpu))
+    bf16 = result["config"]["train"]["precision"] == "bf16" and not emulates_bf16("bf16", torch.device("cpu"))
+    precision = "bf16" if bf16 else "fp32"
+    _, accuracy = evaluate(model, data.test, autocast_dtype=torch.bfloat16 if bf16 else None)
     return TrainedNetwork(model, result, accuracy, data.source, len(data.test), precision)
 
 
